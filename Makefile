@@ -1,0 +1,45 @@
+# edgekit: two commands on a fresh machine. `make demo` runs the main job on the
+# bundled sample detector; `make test` runs lint, type checks and the test suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   ?= demo
+export TQDM_DISABLE := 1
+
+.PHONY: install demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch 2.13.0 first: the CPU wheel on this machine's disk; a bare "torch" would pull a CUDA build.
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/edgekit sample --out $(DEMO)
+	$(VENV)/bin/edgekit export $(DEMO)/sample_detector.pt2 --fp16 --int8 --int8-dynamic --onnx \
+		--calib $(DEMO)/data --mean 0.5 --std 0.5 -o $(DEMO)/export
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edgekit exporters tests benchmarks
+	$(VENV)/bin/ruff format --check edgekit exporters tests benchmarks
+
+# mypy cannot follow setuptools' package-dir mapping (exporters/ -> edgekit.exporters),
+# so it checks a tree of symlinks laid out the way the package is installed.
+typecheck: $(STAMP)
+	rm -rf build/typecheck && mkdir -p build/typecheck/edgekit
+	cp -rs "$(CURDIR)/edgekit/." build/typecheck/edgekit/
+	cp -rs "$(CURDIR)/exporters" build/typecheck/edgekit/exporters
+	cd build/typecheck && "$(CURDIR)/$(PY)" -m mypy --config-file "$(CURDIR)/pyproject.toml" -p edgekit
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf build $(DEMO) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,32 @@
+"""`edgekit sample`: the bundled detector and data, so every command can be tried at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgekit.cli.app import UI, run_guarded
+
+
+def sample(
+    out: Path = typer.Option(Path("sample"), "--out", "-o", help="Folder to write the model and data to."),
+    count: int = typer.Option(500, "--count", help="Number of images (half real, half fake)."),
+) -> None:
+    """Write the bundled sample detector (.pt2) and a labelled real/fake image set."""
+    from edgekit.sample.bundle import write_sample
+
+    ui = UI.current()
+    with ui.err.status("writing the sample detector and data"):
+        files = run_guarded(ui, lambda: write_sample(out, count))
+    ui.err.print(
+        f"model  {files.model}\ndata   {files.data}  ({files.real} real, {files.fake} fake)\n"
+        f"next:  edgekit export {files.model} --fp16 --int8 --onnx --calib {files.data} "
+        f"--mean 0.5 --std 0.5 -o {out / 'export'}",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the app."""
+    app.command("sample")(sample)

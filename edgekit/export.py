@@ -1,0 +1,304 @@
+"""`edgekit export`: load -> read data -> convert every variant -> parity against PyTorch -> manifest."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit import __version__
+from edgekit._io import atomic_write_bytes, ensure_output_dir, inside, sha256_bytes
+from edgekit.data import DataSet, find_files, load_dataset, split_files
+from edgekit.errors import DataError, EdgekitError, UnsupportedOpError, UsageError
+from edgekit.manifest import PARITY_INPUTS, PARITY_REFERENCE, Manifest, VariantRecord
+from edgekit.parity import auc_or_none, compare, fake_scores
+from edgekit.runners.base import Runner, run_batch
+from edgekit.spec import ExportSpec, InputSpec, Layout, OutputSpec, Preprocess
+
+#: progress(step description, steps done, steps total)
+ProgressFn = Callable[[str, int, int], None]
+
+DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)
+_TOOLS = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "onnx", "onnxruntime", "numpy")
+
+
+def tool_versions() -> dict[str, str]:
+    """Installed versions of the converters and runtimes, for the manifest."""
+    out = {"edgekit": __version__, "python": platform.python_version()}
+    for name in _TOOLS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _resolve_input(spec: ExportSpec, recorded: tuple[int, ...] | None) -> tuple[InputSpec, Preprocess]:
+    if spec.input_shape and recorded and tuple(spec.input_shape) != recorded:
+        raise UsageError(
+            f"--input-shape {'x'.join(map(str, spec.input_shape))} does not match the "
+            f"{'x'.join(map(str, recorded))} recorded in the .pt2; drop --input-shape"
+        )
+    shape = tuple(spec.input_shape or recorded or DEFAULT_INPUT_SHAPE)
+    torch_spec = InputSpec(shape=shape, layout=Layout.NCHW)
+    base = Preprocess()
+    pre = Preprocess(
+        height=shape[2],
+        width=shape[3],
+        resize=spec.resize,
+        mean=spec.mean or base.mean,
+        std=spec.std or base.std,
+    )
+    return torch_spec, pre
+
+
+def _probe_output(module: Any, spec: InputSpec, output: OutputSpec) -> OutputSpec:
+    """Run zeros through the model: checks the input shape and counts the outputs."""
+    import torch
+
+    try:
+        with torch.inference_mode():
+            y = module(torch.zeros(spec.shape))
+    except Exception as exc:
+        raise UsageError(
+            f"the model rejects input shape {'x'.join(map(str, spec.shape))} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); pass the right --input-shape"
+        ) from exc
+    if isinstance(y, (tuple, list)):
+        y = y[0]
+    if not hasattr(y, "shape") or y.shape[0] != spec.shape[0]:
+        raise UsageError("the model must return one tensor of shape (batch, 1) or (batch, 2)")
+    classes = int(np.prod(y.shape[1:])) if y.dim() > 1 else 1
+    if classes not in (1, 2):
+        raise UsageError(
+            f"the model returns {classes} values per image; edgekit handles binary detectors (1 logit or 2 classes)"
+        )
+    return OutputSpec(
+        kind=output.kind, classes=classes, positive_index=min(output.positive_index, classes - 1)
+    )
+
+
+def _read_data(
+    spec: ExportSpec, inp: InputSpec, pre: Preprocess
+) -> tuple[DataSet | None, DataSet, dict[str, Any]]:
+    calib: DataSet | None = None
+    parity: DataSet | None = None
+    info: dict[str, Any] = {}
+    if spec.calib_dir is not None:
+        root = Path(spec.calib_dir)
+        files = find_files(root)
+        if not files:
+            raise DataError(
+                f"no images (jpg/png/webp/bmp) or .npy/.npz files under {root}; point --calib at your images"
+            )
+        held = 0 if spec.parity_dir else spec.parity_samples
+        calib_files, parity_files = split_files(files, spec.calib_samples, held, spec.seed)
+        calib = load_dataset(calib_files, root, pre, inp)
+        if len(calib) == 0:
+            raise DataError(
+                f"none of the {len(calib_files)} calibration files under {root} could be used "
+                f"(first: {calib.skipped[0][1] if calib.skipped else 'unknown'}); check sizes and formats"
+            )
+        if parity_files:
+            parity = load_dataset(parity_files, root, pre, inp)
+        info["calibration"] = {
+            "dir": str(root),
+            "files_found": len(files),
+            "samples": len(calib),
+            "seed": spec.seed,
+            "skipped": len(calib.skipped),
+            "skipped_files": [list(s) for s in calib.skipped[:20]],
+            "class_balance": calib.class_balance(),
+        }
+    if spec.parity_dir is not None:
+        root = Path(spec.parity_dir)
+        files = find_files(root)
+        chosen, _ = split_files(files, spec.parity_samples, 0, spec.seed)
+        parity = load_dataset(chosen, root, pre, inp)
+        if len(parity) == 0:
+            raise DataError(f"no usable parity samples under {root}; pass a folder of images or .npy files")
+        source = f"--parity-data {root}"
+    elif parity is not None and len(parity):
+        source = "held out from --calib (never used for calibration)"
+    else:
+        rng = np.random.default_rng(spec.seed)
+        n = min(spec.parity_samples, 16)
+        parity = DataSet(
+            rng.standard_normal((n, *inp.sample_shape)).astype(np.float32),
+            tuple(f"random[{i}]" for i in range(n)),
+            (None,) * n,
+        )
+        source = "random normal inputs (no --calib or --parity-data given): parity on real images is stronger"
+    info["parity_data"] = {
+        "source": source,
+        "samples": len(parity),
+        "skipped": len(parity.skipped),
+        "class_balance": parity.class_balance(),
+        "names": list(parity.names),
+    }
+    return calib, parity, info
+
+
+def _variant_input(runner: Runner, layout: Layout) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "name": runner.input_name,
+        "shape": list(runner.input_shape),
+        "layout": layout.value,
+    }
+    dtype = getattr(runner, "input_dtype", "float32")
+    info["dtype"] = dtype
+    quant = getattr(runner, "input_quantization", None)
+    if quant:
+        info["quantization"] = quant
+    return info
+
+
+def _open_runner(fmt: str, path: Path) -> Runner:
+    if fmt == "tflite":
+        from edgekit.runners.litert import LiteRTRunner
+
+        return LiteRTRunner(path)
+    from edgekit.runners.onnxruntime import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(path)
+
+
+def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
+    """Export every variant in ``spec``, check each against PyTorch, and write the manifest."""
+    from edgekit.exporters import ExportContext, get_variant
+    from edgekit.loading import load_model
+    from edgekit.runners.torch import TorchRunner
+
+    report: ProgressFn = progress or (lambda _msg, _done, _total: None)
+    infos = [get_variant(v) for v in spec.variants]
+    needs_calib = [v.name for v in infos if v.needs_calibration]
+    if needs_calib and spec.calib_dir is None:
+        raise UsageError(
+            f"{', '.join(needs_calib)} need calibration images: pass --calib DIR (your own data)"
+        )
+    if any(v.name == "tflite_recipe" for v in infos) and spec.recipe is None:
+        raise UsageError("the recipe variant needs --recipe FILE.json")
+    out_dir = ensure_output_dir(spec.out_dir)
+    total = len(infos) + 3
+    report("loading model", 0, total)
+    loaded = load_model(spec.source)
+    inp, pre = _resolve_input(spec, loaded.recorded_input_shape)
+    output = _probe_output(loaded.module, inp, spec.output)
+
+    report("reading calibration and parity data", 1, total)
+    calib, parity, data_info = _read_data(spec, inp, pre)
+    if needs_calib and (calib is None or len(calib) == 0):
+        raise DataError("no calibration samples left after holding out parity samples; add more images")
+    report("running the PyTorch reference", 2, total)
+    reference = run_batch(TorchRunner(loaded.module, inp.shape), parity.inputs)
+    atomic_write_bytes(out_dir / PARITY_INPUTS, _npy_bytes(parity.inputs))
+    atomic_write_bytes(out_dir / PARITY_REFERENCE, _npy_bytes(reference))
+
+    ctx = ExportContext(
+        module=loaded.module,
+        input_spec=InputSpec(shape=_layout_shape(inp.shape, spec.layout), layout=spec.layout),
+        calibration=None if calib is None else calib.inputs,
+        recipe=spec.recipe,
+    )
+    records: list[VariantRecord] = []
+    for k, info in enumerate(infos):
+        report(f"exporting {info.name}", 3 + k, total)
+        records.append(_export_one(info, ctx, spec, out_dir, parity, reference, output))
+    report("done", total, total)
+    manifest = Manifest(
+        name=spec.name,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        source={
+            "path": loaded.path,
+            "sha256": loaded.sha256,
+            "kind": loaded.kind,
+            "arch": spec.source.arch,
+            "notes": loaded.notes,
+        },
+        input={
+            "shape": list(inp.shape),
+            "dtype": "float32",
+            "layout": "nchw",
+            "export_layout": spec.layout.value,
+        },
+        output={
+            "kind": output.kind.value,
+            "classes": output.classes,
+            "positive_index": output.positive_index,
+        },
+        preprocess=pre.to_dict(),
+        threshold=spec.threshold,
+        calibration=data_info.get("calibration"),
+        parity_data={
+            **data_info["parity_data"],
+            "inputs_file": PARITY_INPUTS,
+            "reference_file": PARITY_REFERENCE,
+        },
+        reference={"backend": "torch", "auc": auc_or_none(fake_scores(reference, output), parity.labels)},
+        variants=tuple(records),
+        tools=tool_versions(),
+    )
+    manifest.save(out_dir)
+    return manifest
+
+
+def _layout_shape(shape: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
+    return shape if layout is Layout.NCHW else (shape[0], shape[2], shape[3], shape[1])
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _export_one(
+    info: Any,
+    ctx: Any,
+    spec: ExportSpec,
+    out_dir: Path,
+    parity: DataSet,
+    reference: np.ndarray,
+    output: OutputSpec,
+) -> VariantRecord:
+    fname = info.filename(spec.name)
+    start = time.perf_counter()
+    try:
+        data = info.build(ctx)
+    except UnsupportedOpError:
+        raise
+    except EdgekitError as exc:
+        return VariantRecord(info.name, None, info.format, info.precision, "failed", error=str(exc))
+    seconds = time.perf_counter() - start
+    path = inside(out_dir, fname)
+    atomic_write_bytes(path, data)
+    layout = spec.layout if info.format == "tflite" else Layout.NCHW
+    runner = _open_runner(info.format, path)
+    inputs = parity.inputs if layout is Layout.NCHW else parity.inputs.transpose(0, 2, 3, 1).copy()
+    outputs = run_batch(runner, inputs)
+    tol = spec.tolerances.get(info.precision, spec.tolerances["int8"])
+    result = compare(reference, outputs, output, tol, spec.threshold)
+    delegation = runner.delegation().to_dict() if hasattr(runner, "delegation") else None
+    return VariantRecord(
+        name=info.name,
+        file=fname,
+        format=info.format,
+        precision=info.precision,
+        status="ok",
+        size_bytes=len(data),
+        sha256=sha256_bytes(data),
+        export_seconds=round(seconds, 3),
+        input=_variant_input(runner, layout),
+        output={"shape": [int(d) for d in outputs.shape[1:]]},
+        parity=result.to_dict(),
+        auc=auc_or_none(fake_scores(outputs, output), parity.labels),
+        delegation=delegation,
+    )

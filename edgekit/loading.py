@@ -1,0 +1,234 @@
+"""Loading the user's PyTorch model safely.
+
+Order of trust: a ``.pt2`` ExportedProgram is the safe default; a state dict or
+checkpoint is read with ``weights_only=True`` and needs ``--arch`` to build the
+module; a whole pickled ``nn.Module`` runs arbitrary code when unpickled, so it is
+only read with ``--trust-pickle``. TorchScript archives are refused with the fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgekit._io import sha256_file
+from edgekit.errors import ModelLoadError, UsageError
+from edgekit.spec import ModelSource
+
+if TYPE_CHECKING:
+    import torch
+
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "ema", "weights")
+
+
+@dataclass
+class LoadedModel:
+    """An eval-mode module ready to trace, plus what we learned while loading it."""
+
+    module: torch.nn.Module
+    kind: str
+    path: str | None
+    sha256: str | None
+    recorded_input_shape: tuple[int, ...] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _zip_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def _is_torchscript(names: list[str]) -> bool:
+    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
+
+
+def import_factory(arch: str) -> Callable[..., Any]:
+    """Resolve ``module.path:factory`` to a callable."""
+    mod_name, sep, attr = arch.partition(":")
+    if not sep or not mod_name or not attr:
+        raise UsageError(f"--arch {arch!r} must look like package.module:factory")
+    try:
+        module = importlib.import_module(mod_name)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"--arch: cannot import {mod_name!r} ({type(exc).__name__}: {exc}); "
+            "check the module is on PYTHONPATH or installed"
+        ) from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModelLoadError(
+            f"--arch: {mod_name!r} has no callable {attr!r}; name the function that builds the model"
+        )
+    return factory  # type: ignore[no-any-return]
+
+
+def unwrap_state_dict(obj: Any) -> dict[str, Any]:
+    """Find the tensor mapping inside common checkpoint wrappers and strip ``module.`` prefixes."""
+    import torch
+
+    current = obj
+    for _ in range(3):
+        if (
+            isinstance(current, Mapping)
+            and current
+            and all(isinstance(v, torch.Tensor) for v in current.values())
+        ):
+            break
+        if isinstance(current, Mapping):
+            inner = next(
+                (current[k] for k in _WRAPPER_KEYS if k in current and isinstance(current[k], Mapping)), None
+            )
+            if inner is None:
+                break
+            current = inner
+    if not isinstance(current, Mapping) or not current:
+        raise ModelLoadError(
+            "the checkpoint holds no state dict (looked under " + ", ".join(_WRAPPER_KEYS) + ")"
+        )
+    tensors = {str(k): v for k, v in current.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise ModelLoadError("the checkpoint's state dict holds no tensors")
+    for prefix in ("module.", "_orig_mod.", "model."):
+        if all(k.startswith(prefix) for k in tensors):
+            tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
+    return tensors
+
+
+def _build_from_arch(source: ModelSource) -> torch.nn.Module:
+    import torch
+
+    assert source.arch is not None
+    factory = import_factory(source.arch)
+    try:
+        module = factory(**source.arch_kwargs)
+    except Exception as exc:
+        raise ModelLoadError(f"--arch {source.arch} raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(module, torch.nn.Module):
+        raise ModelLoadError(f"--arch {source.arch} returned {type(module).__name__}, not a torch.nn.Module")
+    return module
+
+
+def _load_state_dict_into(module: torch.nn.Module, state: dict[str, Any], where: str) -> None:
+    import torch
+
+    state = {
+        k: (v.float() if v.is_floating_point() and v.dtype != torch.float32 else v) for k, v in state.items()
+    }
+    result = module.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        miss, extra = result.missing_keys, result.unexpected_keys
+        raise ModelLoadError(
+            f"{where} does not fit --arch: {len(miss)} missing keys (e.g. {miss[:2]}), "
+            f"{len(extra)} unexpected (e.g. {extra[:2]}); check --arch and --arch-kwargs"
+        )
+
+
+def _pt2_input_shape(ep: Any) -> tuple[int, ...] | None:
+    user_inputs = set(ep.graph_signature.user_inputs)
+    for node in ep.graph.nodes:
+        if node.op == "placeholder" and node.name in user_inputs:
+            val = node.meta.get("val")
+            if val is not None and hasattr(val, "shape"):
+                try:
+                    return tuple(int(d) for d in val.shape)
+                except TypeError:  # symbolic (dynamic) dims: nothing fixed to record
+                    return None
+    return None
+
+
+def _prepare(module: torch.nn.Module, notes: list[str]) -> torch.nn.Module:
+    """Eval mode and Dropout -> Identity (a Dropout before the classifier breaks PT2E INT8)."""
+    import torch
+
+    module.eval()
+    replaced = 0
+    for name, child in list(module.named_modules()):
+        for attr, sub in list(child.named_children()):
+            if isinstance(sub, torch.nn.modules.dropout._DropoutNd):
+                setattr(child, attr, torch.nn.Identity())
+                replaced += 1
+        del name
+    if replaced:
+        notes.append(f"replaced {replaced} Dropout layer(s) with Identity before export")
+    return module
+
+
+def load_model(source: ModelSource) -> LoadedModel:
+    """Load the model described by ``source``; raises :class:`ModelLoadError` with the fix."""
+    import torch
+
+    notes: list[str] = []
+    if source.path is None:
+        if source.arch is None:
+            raise UsageError("give a model file, or --arch module:factory")
+        module = _build_from_arch(source)
+        notes.append(f"weights as returned by {source.arch}")
+        return LoadedModel(_prepare(module, notes), "arch", None, None, None, notes)
+
+    path = Path(source.path)
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist; check the path")
+    digest = sha256_file(path)
+    names = _zip_names(path)
+    if _is_torchscript(names):
+        raise ModelLoadError(
+            f"{path} is a TorchScript archive, which cannot be converted; in Python, save "
+            "torch.export.export(model, (x,)) with torch.export.save(ep, 'model.pt2'), or save "
+            "model.state_dict() and pass --arch"
+        )
+    if path.suffix == ".pt2" or any(n.endswith("serialized_exported_program.json") for n in names):
+        if source.arch:
+            raise UsageError("--arch is for state dicts; a .pt2 already holds its architecture")
+        try:
+            ep = torch.export.load(str(path))
+        except Exception as exc:
+            raise ModelLoadError(
+                f"{path} is not a readable torch.export (.pt2) archive ({type(exc).__name__}); "
+                "re-save it with torch.export.save"
+            ) from exc
+        return LoadedModel(ep.module(), "pt2", str(path), digest, _pt2_input_shape(ep), notes)
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        text = str(exc)
+        if "weights_only" in text or "Unsupported global" in text or "WeightsUnpickler" in text:
+            if not source.trust_pickle:
+                raise ModelLoadError(
+                    f"{path} contains pickled Python objects (likely a whole nn.Module), and "
+                    "unpickling runs code: pass --trust-pickle only if you trust its source, "
+                    "or save a state_dict and pass --arch"
+                ) from exc
+            return _load_pickle(path, digest, notes)
+        raise ModelLoadError(
+            f"{path} is not a readable PyTorch file ({type(exc).__name__}); check it is not truncated"
+        ) from exc
+    if isinstance(obj, torch.nn.Module):  # only reachable through allowlisted globals
+        return LoadedModel(_prepare(obj, notes), "module", str(path), digest, None, notes)
+    if source.arch is None:
+        raise ModelLoadError(
+            f"{path} is a state dict or checkpoint; pass --arch module.path:factory that builds the model"
+        )
+    module = _build_from_arch(source)
+    _load_state_dict_into(module, unwrap_state_dict(obj), str(path))
+    return LoadedModel(_prepare(module, notes), "state_dict", str(path), digest, None, notes)
+
+
+def _load_pickle(path: Path, digest: str, notes: list[str]) -> LoadedModel:
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ModelLoadError(f"{path}: unpickling failed ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(obj, torch.nn.Module):
+        raise ModelLoadError(f"{path} unpickled to {type(obj).__name__}, not an nn.Module")
+    notes.append("loaded a pickled nn.Module (--trust-pickle)")
+    return LoadedModel(_prepare(obj, notes), "pickle", str(path), digest, None, notes)

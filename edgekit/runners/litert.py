@@ -1,0 +1,121 @@
+"""LiteRT (ai-edge-litert) runner with the default XNNPACK delegate, as on a phone's CPU."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.runners.base import Runner
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """How much of the graph XNNPACK took: one partition and no leftovers is the goal."""
+
+    partitions: int
+    delegated_ops: int
+    total_ops: int
+    undelegated: dict[str, int]
+
+    @property
+    def fully_delegated(self) -> bool:
+        """True when one XNNPACK partition runs every op."""
+        return self.partitions == 1 and not self.undelegated
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for the manifest."""
+        return {**asdict(self), "fully_delegated": self.fully_delegated}
+
+
+def _delegation(interp: Any) -> Delegation:
+    """Work out which original nodes a DELEGATE node replaced.
+
+    The interpreter lists the original nodes followed by the DELEGATE nodes but not
+    its execution plan, so we grow each partition from the delegate's outputs: a
+    node is delegated when it produces a delegate output, or exchanges a tensor
+    with a delegated node that no delegate boundary exposes.
+    """
+    ops = interp._get_ops_details()
+    delegates = [o for o in ops if o["op_name"] == "DELEGATE"]
+    originals = [o for o in ops if o["op_name"] != "DELEGATE"]
+    boundary = {int(t) for d in delegates for t in list(d["outputs"]) + list(d["inputs"])}
+    producer = {int(t): o["index"] for o in originals for t in o["outputs"]}
+    consumers: dict[int, list[int]] = {}
+    for o in originals:
+        for t in o["inputs"]:
+            consumers.setdefault(int(t), []).append(o["index"])
+    by_index = {o["index"]: o for o in originals}
+    delegate_outputs = {int(t) for d in delegates for t in d["outputs"]}
+    inside = {o["index"] for o in originals if any(int(t) in delegate_outputs for t in o["outputs"])}
+    frontier = list(inside)
+    while frontier:
+        node = by_index[frontier.pop()]
+        neighbours: list[int] = []
+        for t in node["inputs"]:
+            if int(t) not in boundary and int(t) in producer:
+                neighbours.append(producer[int(t)])
+        for t in node["outputs"]:
+            if int(t) not in boundary:
+                neighbours.extend(consumers.get(int(t), []))
+        for n in neighbours:
+            if n not in inside:
+                inside.add(n)
+                frontier.append(n)
+    left = Counter(o["op_name"] for o in originals if o["index"] not in inside)
+    return Delegation(len(delegates), len(inside), len(originals), dict(sorted(left.items())))
+
+
+class LiteRTRunner(Runner):
+    """Runs a ``.tflite`` file; int8/uint8 inputs and outputs are (de)quantized with the file's params."""
+
+    backend = "litert"
+
+    def __init__(self, model: Path | bytes, num_threads: int = 1) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        if isinstance(model, bytes):
+            self._interp = Interpreter(model_content=model, num_threads=num_threads)
+        else:
+            self._interp = Interpreter(model_path=str(model), num_threads=num_threads)
+        self._interp.allocate_tensors()
+        self._in = self._interp.get_input_details()[0]
+        self._outs = self._interp.get_output_details()
+        super().__init__(self._in["name"], tuple(int(d) for d in self._in["shape"]))
+
+    @property
+    def input_dtype(self) -> str:
+        """The dtype of the model's input tensor (float32, int8, ...)."""
+        return str(np.dtype(self._in["dtype"]))
+
+    @property
+    def input_quantization(self) -> dict[str, float] | None:
+        """Scale and zero point of an integer input tensor (None for float input)."""
+        if np.dtype(self._in["dtype"]) == np.float32:
+            return None
+        scale, zero = self._in["quantization"]
+        return {"scale": float(scale), "zero_point": int(zero)}
+
+    def delegation(self) -> Delegation:
+        """Partition report of the XNNPACK delegate for this model."""
+        return _delegation(self._interp)
+
+    def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        dtype = np.dtype(self._in["dtype"])
+        if dtype != np.float32:
+            scale, zero = self._in["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        self._interp.set_tensor(self._in["index"], x)
+        self._interp.invoke()
+        outputs: dict[str, np.ndarray] = {}
+        for out in self._outs:
+            y = self._interp.get_tensor(out["index"])
+            if y.dtype != np.float32:
+                scale, zero = out["quantization"]
+                y = (y.astype(np.float32) - zero) * scale if scale else y.astype(np.float32)
+            outputs[out["name"]] = y
+        return outputs

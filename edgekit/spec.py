@@ -1,0 +1,164 @@
+"""Frozen specs that flow one way: CLI -> library. Each validates itself on construction."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import UsageError
+
+
+class Layout(StrEnum):
+    """Memory layout of the image input tensor."""
+
+    NCHW = "nchw"
+    NHWC = "nhwc"
+
+
+class OutputKind(StrEnum):
+    """What the detector returns: raw logits or probabilities."""
+
+    LOGITS = "logits"
+    PROBS = "probs"
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Pixels -> model input. Recorded in the manifest so calibration, eval and device agree.
+
+    ``x = (resize(rgb) * scale - mean) / std`` per channel, then laid out as ``layout``.
+    """
+
+    height: int = 224
+    width: int = 224
+    resize: str = "bilinear"
+    color: str = "RGB"
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0:
+            raise UsageError(f"input size must be positive, got {self.height}x{self.width}")
+        if self.resize not in ("bilinear", "bicubic", "nearest"):
+            raise UsageError(f"unknown resize {self.resize!r}; use bilinear, bicubic or nearest")
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
+            raise UsageError("mean and std need 3 values each and std must be non-zero")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for the manifest."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The model's single image input: NCHW or NHWC, float32."""
+
+    shape: tuple[int, ...] = (1, 3, 224, 224)
+    layout: Layout = Layout.NCHW
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if len(self.shape) != 4 or any(d <= 0 for d in self.shape):
+            raise UsageError(f"input shape must be 4 positive dims like 1x3x224x224, got {self.shape}")
+        if self.channels not in (1, 3):
+            raise UsageError(
+                f"input shape {self.shape} has {self.channels} channels for layout {self.layout}; "
+                "expected 1 or 3 (use --layout nhwc for NxHxWxC)"
+            )
+
+    @property
+    def channels(self) -> int:
+        """Number of image channels."""
+        return self.shape[1] if self.layout is Layout.NCHW else self.shape[3]
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(height, width) of the image."""
+        return (
+            (self.shape[2], self.shape[3]) if self.layout is Layout.NCHW else (self.shape[1], self.shape[2])
+        )
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample (the shape without its batch dimension)."""
+        return tuple(self.shape[1:])
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """The detector output: 1 logit (fake score = sigmoid) or 2 classes (fake = index 1)."""
+
+    kind: OutputKind = OutputKind.LOGITS
+    classes: int = 1
+    positive_index: int = 1
+
+    def __post_init__(self) -> None:
+        if self.classes not in (1, 2):
+            raise UsageError(f"a binary detector has 1 or 2 outputs, this one has {self.classes}")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass/fail bar for one precision's parity against the PyTorch reference."""
+
+    max_score_diff: float | None = None
+    max_flip_rate: float = 0.0
+    min_sqnr_db: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for the manifest."""
+        return asdict(self)
+
+
+#: Defaults per precision: fp32 tight, fp16 looser, integer judged by flips and SQNR.
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(max_score_diff=1e-4, max_flip_rate=0.0),
+    "fp16": Tolerance(max_score_diff=2e-2, max_flip_rate=0.01),
+    "int8": Tolerance(max_flip_rate=0.01, min_sqnr_db=15.0),
+    "mixed": Tolerance(max_flip_rate=0.02, min_sqnr_db=10.0),
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the model comes from and how it may be loaded."""
+
+    path: Path | None = None
+    arch: str | None = None
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    trust_pickle: bool = False
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """Everything `edgekit export` needs; built by the CLI, consumed by :func:`edgekit.export.export`."""
+
+    source: ModelSource
+    out_dir: Path
+    variants: tuple[str, ...] = ("tflite_fp32",)
+    input_shape: tuple[int, ...] | None = None
+    layout: Layout = Layout.NCHW
+    output: OutputSpec = field(default_factory=OutputSpec)
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    resize: str = "bilinear"
+    calib_dir: Path | None = None
+    calib_samples: int = 200
+    parity_dir: Path | None = None
+    parity_samples: int = 64
+    seed: int = 0
+    threshold: float = 0.5
+    tolerances: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    recipe: Path | None = None
+    name: str = "model"
+
+    def __post_init__(self) -> None:
+        if self.calib_samples <= 0 or self.parity_samples <= 0:
+            raise UsageError("--calib-samples and --parity-samples must be positive")
+        if not 0.0 < self.threshold < 1.0:
+            raise UsageError(f"--threshold must be between 0 and 1, got {self.threshold}")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise UsageError(f"--name {self.name!r} must be a plain file stem")

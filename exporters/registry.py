@@ -1,0 +1,120 @@
+"""The variant registry: ``@register(...)`` on a function that turns an ExportContext into bytes."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgekit.errors import EdgekitError, UsageError
+from edgekit.spec import InputSpec
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    """What a registered variant is: file format, precision family and its needs."""
+
+    name: str
+    format: str
+    precision: str
+    suffix: str
+    needs_calibration: bool
+    description: str
+    build: Callable[[ExportContext], bytes] = field(repr=False, compare=False)
+
+    def filename(self, stem: str) -> str:
+        """``<stem>.<suffix>.<format>``, e.g. ``model.int8.tflite``."""
+        return f"{stem}.{self.suffix}.{self.format}"
+
+
+@dataclass
+class ExportContext:
+    """What every exporter may use; the float TFLite model is converted once and shared."""
+
+    module: torch.nn.Module
+    input_spec: InputSpec
+    calibration: np.ndarray | None
+    recipe: Path | None = None
+    num_threads: int = 2
+    log: list[str] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def once(self, key: str, build: Callable[[], bytes]) -> bytes:
+        """``build()`` once per export; later calls reuse its bytes, or re-raise its failure."""
+        cached = self.cache.get(key)
+        if isinstance(cached, Exception):
+            raise cached
+        if cached is None:
+            try:
+                cached = build()
+            except EdgekitError as exc:
+                self.cache[key] = exc
+                raise
+            self.cache[key] = cached
+        return bytes(cached)
+
+    def sample_input(self) -> torch.Tensor:
+        """A deterministic example input for tracing: the first calibration sample, else zeros."""
+        import torch
+
+        if self.calibration is not None and len(self.calibration):
+            return torch.from_numpy(np.ascontiguousarray(self.calibration[:1]))
+        return torch.zeros(self.input_spec.shape, dtype=torch.float32)
+
+    def calibration_batches(self) -> list[np.ndarray]:
+        """Calibration samples as a list of model-shaped (batch 1) arrays."""
+        if self.calibration is None or not len(self.calibration):
+            raise UsageError("this variant needs calibration data: pass --calib DIR")
+        return [self.calibration[i : i + 1] for i in range(len(self.calibration))]
+
+
+_REGISTRY: dict[str, VariantInfo] = {}
+_MODULES = ("edgekit.exporters.tflite", "edgekit.exporters.onnx")
+
+
+def register(
+    name: str,
+    *,
+    format: str,
+    precision: str,
+    suffix: str,
+    needs_calibration: bool = False,
+    description: str = "",
+) -> Callable[[Callable[[ExportContext], bytes]], Callable[[ExportContext], bytes]]:
+    """Decorator that adds an exporter function to the registry under ``name``."""
+
+    def deco(fn: Callable[[ExportContext], bytes]) -> Callable[[ExportContext], bytes]:
+        if name in _REGISTRY:
+            raise RuntimeError(f"variant {name!r} registered twice")
+        _REGISTRY[name] = VariantInfo(
+            name, format, precision, suffix, needs_calibration, description or (fn.__doc__ or "").strip(), fn
+        )
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    for mod in _MODULES:
+        importlib.import_module(mod)
+
+
+def available() -> dict[str, VariantInfo]:
+    """Every registered variant by name, in registration order."""
+    _load_all()
+    return dict(_REGISTRY)
+
+
+def get_variant(name: str) -> VariantInfo:
+    """The registered variant ``name``; a UsageError lists the valid ones."""
+    variants = available()
+    if name not in variants:
+        raise UsageError(f"unknown variant {name!r}; choose from {', '.join(variants)}")
+    return variants[name]

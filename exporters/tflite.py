@@ -1,0 +1,197 @@
+"""LiteRT/TFLite variants: float conversion with litert-torch, quantization with ai-edge-quantizer.
+
+Why ai-edge-quantizer on the float model (not litert-torch's PT2E path) by default:
+see ``benchmarks/quant_paths.py`` and the README; in short, it calibrates on the
+converted graph the phone runs, and its per-op recipe lets HARD_SWISH stay float
+so XNNPACK keeps the whole INT8 graph in one partition.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from edgekit.exporters.registry import ExportContext, register
+
+from edgekit._capture import captured_output
+from edgekit.errors import ExportError, UnsupportedOpError, UsageError
+from edgekit.spec import Layout
+
+# ai-edge-quantizer draws tqdm bars on stderr; we show our own progress instead.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def _layer_of(module: Any, op: str) -> str:
+    """Best effort: the module path of the first FX node calling ``op``."""
+    try:
+        import torch
+
+        ep = torch.export.export(module, (torch.zeros(1, 3, 8, 8),), strict=False)
+    except Exception:
+        return "unknown layer"
+    for node in ep.graph.nodes:
+        if op in str(node.target):
+            stack = node.meta.get("nn_module_stack") or {}
+            if stack:
+                return str(list(stack.values())[-1][0]) or "model"
+    return "unknown layer"
+
+
+def float_tflite(ctx: ExportContext) -> bytes:
+    """The FP32 TFLite model, converted once per export and shared by every TFLite variant."""
+    return ctx.once("tflite_float", lambda: _convert(ctx))
+
+
+def _convert(ctx: ExportContext) -> bytes:
+    import torch
+
+    with captured_output():  # its import prints optional-kernel load failures
+        import litert_torch
+
+    sample = ctx.sample_input()
+    module = ctx.module
+    if ctx.input_spec.layout is Layout.NHWC:
+        module = litert_torch.to_channel_last_io(module, args=[0])
+        sample = sample.permute(0, 2, 3, 1).contiguous()
+    try:
+        with captured_output() as cap, torch.inference_mode(False):
+            edge = litert_torch.convert(module, (sample,))
+            data = bytes(edge.model_content())
+    except Exception as exc:
+        text = f"{exc} {cap.text}"
+        match = re.search(r"(aten[.:][\w.]+)", text)
+        if match:
+            op = match.group(1)
+            raise UnsupportedOpError(
+                f"the LiteRT converter rejected {op} in {_layer_of(ctx.module, op.split('.')[-2] if '.' in op else op)}; "
+                "replace that layer with supported ops or register a decomposition"
+            ) from exc
+        raise ExportError(f"litert-torch conversion failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    ctx.log.append(cap.tail(3))
+    return data
+
+
+def _signature_input(model: bytes) -> tuple[str, str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    sigs = Interpreter(model_content=model).get_signature_list()
+    key = next(iter(sigs))
+    return key, sigs[key]["inputs"][0]
+
+
+def static_int8(
+    ctx: ExportContext, float_io: bool = True, float_ops: tuple[str, ...] = ("HARD_SWISH",)
+) -> bytes:
+    """Full-integer INT8 (per-channel weights) calibrated with a min/max tracker.
+
+    The default moving-average tracker collapses a single-logit output range, and
+    static INT8 HARD_SWISH is not delegated to XNNPACK, so both are overridden.
+    With ``float_io`` the graph inputs/outputs stay float32 (QUANTIZE/DEQUANTIZE at
+    the edges), which is what most apps feed; otherwise they are int8.
+    """
+    from ai_edge_quantizer import recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    base = float_tflite(ctx)
+    rm = recipe_manager.RecipeManager()
+    rm.add_static_config(".*", TFLOperationName.ALL_SUPPORTED, 8, 8)
+    keep_float = (*float_ops, "INPUT", "OUTPUT") if float_io else float_ops
+    for op in keep_float:
+        rm.add_quantization_config(".*", TFLOperationName(op), algorithm_key=AlgorithmName.NO_QUANTIZE)
+    return _quantize_with(ctx, base, rm.get_quantization_recipe())
+
+
+def _quantize_with(ctx: ExportContext, base: bytes, recipe: Any) -> bytes:
+    """Quantize ``base`` with an ai-edge-quantizer recipe, calibrating first when it needs it."""
+    from ai_edge_quantizer import calibrator, quantizer, recipe_manager
+    from ai_edge_quantizer.utils import qsv_utils
+
+    qt = quantizer.Quantizer(base, recipe)
+    qsvs = None
+    try:
+        with captured_output():
+            if qt.need_calibration:
+                rm = recipe_manager.RecipeManager()
+                rm.load_quantization_recipe(recipe)
+                key, name = _signature_input(base)
+                batches = ctx.calibration_batches()
+                if ctx.input_spec.layout is Layout.NHWC:
+                    batches = [b.transpose(0, 2, 3, 1).copy() for b in batches]
+                cal = calibrator.Calibrator(
+                    base, num_threads=ctx.num_threads, qsv_update_func=qsv_utils.min_max_update
+                )
+                cal.calibrate({key: [{name: b} for b in batches]}, rm)
+                qsvs = cal.get_model_qsvs()
+            result = qt.quantize(qsvs, enable_progress_report=False)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"ai-edge-quantizer failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    return bytes(result.quantized_model)
+
+
+@register("tflite_fp32", format="tflite", precision="fp32", suffix="fp32")
+def export_fp32(ctx: ExportContext) -> bytes:
+    """Float32 TFLite (litert-torch)."""
+    return float_tflite(ctx)
+
+
+@register("tflite_fp16", format="tflite", precision="fp16", suffix="fp16")
+def export_fp16(ctx: ExportContext) -> bytes:
+    """Float16 weights, float32 compute (half the size; GPU-friendly)."""
+    from ai_edge_quantizer import quantizer
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    qt = quantizer.Quantizer(float_tflite(ctx))
+    for op in (
+        TFLOperationName.CONV_2D,
+        TFLOperationName.DEPTHWISE_CONV_2D,
+        TFLOperationName.FULLY_CONNECTED,
+    ):
+        qt.add_weight_only_config(".*", op, 16, algorithm_key=AlgorithmName.FLOAT_CASTING)
+    try:
+        with captured_output():
+            result = qt.quantize(enable_progress_report=False)
+    except Exception as exc:
+        raise ExportError(f"ai-edge-quantizer FP16 cast failed: {type(exc).__name__}: {exc}") from exc
+    return bytes(result.quantized_model)
+
+
+@register("tflite_int8", format="tflite", precision="int8", suffix="int8", needs_calibration=True)
+def export_int8(ctx: ExportContext) -> bytes:
+    """Static full-integer INT8, calibrated on the user's images (float I/O)."""
+    return static_int8(ctx)
+
+
+@register("tflite_int8_io", format="tflite", precision="int8", suffix="int8io", needs_calibration=True)
+def export_int8_io(ctx: ExportContext) -> bytes:
+    """Static INT8 with int8 input and output tensors (no float quantize/dequantize at the edges)."""
+    return static_int8(ctx, float_io=False)
+
+
+@register("tflite_int8_dynamic", format="tflite", precision="int8", suffix="int8dyn")
+def export_int8_dynamic(ctx: ExportContext) -> bytes:
+    """Dynamic-range INT8: int8 weights, activations quantized at run time (no calibration)."""
+    from ai_edge_quantizer import recipe
+
+    return _quantize_with(ctx, float_tflite(ctx), recipe.dynamic_wi8_afp32())
+
+
+@register("tflite_recipe", format="tflite", precision="mixed", suffix="recipe")
+def export_recipe(ctx: ExportContext) -> bytes:
+    """An ai-edge-quantizer recipe file (e.g. INT4 weights for some layers, INT8 elsewhere)."""
+    import json
+
+    if ctx.recipe is None:
+        raise UsageError("the recipe variant needs --recipe FILE.json")
+    try:
+        recipe = json.loads(Path(ctx.recipe).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--recipe {ctx.recipe}: not a readable JSON recipe ({exc})") from exc
+    if not isinstance(recipe, list) or not all(isinstance(r, dict) and "regex" in r for r in recipe):
+        raise UsageError(f"--recipe {ctx.recipe}: expected a JSON list of {{regex, operation, ...}} entries")
+    return _quantize_with(ctx, float_tflite(ctx), recipe)
