@@ -6,11 +6,12 @@ there directly); it is returned for the manifest log and quoted when a step fail
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
 
 class Captured:
@@ -32,17 +33,17 @@ def captured_output() -> Iterator[Captured]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = (os.dup(1), os.dup(2))
+    py_text = io.StringIO()  # Python-level writes, when sys.stdout is not fd 1 (test runners)
     with tempfile.TemporaryFile(mode="w+b") as tmp:
         os.dup2(tmp.fileno(), 1)
         os.dup2(tmp.fileno(), 2)
         try:
-            yield result
+            with redirect_stdout(py_text), redirect_stderr(py_text):
+                yield result
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
             tmp.seek(0)
-            result.text = tmp.read().decode("utf-8", "replace")
+            result.text = tmp.read().decode("utf-8", "replace") + py_text.getvalue()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgekit._capture import captured_output
 from edgekit._io import sha256_file
 from edgekit.errors import ModelLoadError, UsageError
 from edgekit.spec import ModelSource
@@ -121,7 +122,11 @@ def _load_state_dict_into(module: torch.nn.Module, state: dict[str, Any], where:
     state = {
         k: (v.float() if v.is_floating_point() and v.dtype != torch.float32 else v) for k, v in state.items()
     }
-    result = module.load_state_dict(state, strict=False)
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even with strict=False
+        first = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc)[:200])
+        raise ModelLoadError(f"{where} does not fit --arch: {first}; check --arch and --arch-kwargs") from exc
     if result.missing_keys or result.unexpected_keys:
         miss, extra = result.missing_keys, result.unexpected_keys
         raise ModelLoadError(
@@ -187,7 +192,8 @@ def load_model(source: ModelSource) -> LoadedModel:
         if source.arch:
             raise UsageError("--arch is for state dicts; a .pt2 already holds its architecture")
         try:
-            ep = torch.export.load(str(path))
+            with captured_output():  # torch logs the whole traceback of a bad archive
+                ep = torch.export.load(str(path))
         except Exception as exc:
             raise ModelLoadError(
                 f"{path} is not a readable torch.export (.pt2) archive ({type(exc).__name__}); "
@@ -199,7 +205,7 @@ def load_model(source: ModelSource) -> LoadedModel:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         text = str(exc)
-        if "weights_only" in text or "Unsupported global" in text or "WeightsUnpickler" in text:
+        if "Unsupported global" in text:
             if not source.trust_pickle:
                 raise ModelLoadError(
                     f"{path} contains pickled Python objects (likely a whole nn.Module), and "

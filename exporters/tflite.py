@@ -35,8 +35,9 @@ def _layer_of(module: Any, op: str) -> str:
         if op in str(node.target):
             stack = node.meta.get("nn_module_stack") or {}
             if stack:
-                return str(list(stack.values())[-1][0]) or "model"
-    return "unknown layer"
+                path = str(list(stack.values())[-1][0])
+                return f"layer {path!r}" if path else "the model's own forward()"
+    return "an unknown layer"
 
 
 def float_tflite(ctx: ExportContext) -> bytes:

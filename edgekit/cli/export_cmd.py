@@ -135,8 +135,14 @@ def _build_spec(**kw: Any) -> ExportSpec:
         threshold=kw["threshold"],
         tolerances=_parse_tolerances(kw["tol"]),
         recipe=kw["recipe"],
-        name=kw["name"],
+        name=kw["name"] or _default_name(path, kw["arch"]),
     )
+
+
+def _default_name(path: Path | None, arch: str | None) -> str:
+    if path is not None:
+        return Path(path).stem or "model"
+    return (arch or "model").rpartition(":")[2] or "model"
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -245,7 +251,9 @@ def export(
     tol: list[str] = typer.Option(
         [], "--tol", help="Override a tolerance: PRECISION:KEY=VALUE (repeatable)."
     ),
-    name: str = typer.Option("model", "--name", help="Stem of the output file names."),
+    name: str | None = typer.Option(
+        None, "--name", help="Stem of the output file names (default: the model's)."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any variant fails export or parity."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
 ) -> None:

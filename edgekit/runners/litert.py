@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit._capture import captured_output
 from edgekit.runners.base import Runner
 
 
@@ -77,11 +78,12 @@ class LiteRTRunner(Runner):
     def __init__(self, model: Path | bytes, num_threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        if isinstance(model, bytes):
-            self._interp = Interpreter(model_content=model, num_threads=num_threads)
-        else:
-            self._interp = Interpreter(model_path=str(model), num_threads=num_threads)
-        self._interp.allocate_tensors()
+        with captured_output():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
+            if isinstance(model, bytes):
+                self._interp = Interpreter(model_content=model, num_threads=num_threads)
+            else:
+                self._interp = Interpreter(model_path=str(model), num_threads=num_threads)
+            self._interp.allocate_tensors()
         self._in = self._interp.get_input_details()[0]
         self._outs = self._interp.get_output_details()
         super().__init__(self._in["name"], tuple(int(d) for d in self._in["shape"]))

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgekit.errors import ModelLoadError, UsageError
+from edgekit.loading import load_model, unwrap_state_dict
+from edgekit.spec import ModelSource
+from tests.conftest import TINY_ARCH
+from tests.models import build_tiny
+
+X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def _same_as_tiny(module: torch.nn.Module) -> None:
+    with torch.inference_mode():
+        torch.testing.assert_close(module(X), build_tiny()(X))
+
+
+def test_pt2_records_shape(tiny_pt2: Path) -> None:
+    loaded = load_model(ModelSource(path=tiny_pt2))
+    assert loaded.kind == "pt2" and loaded.recorded_input_shape == (1, 3, 32, 32)
+    assert loaded.sha256 and len(loaded.sha256) == 64
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.module(X[:1]), build_tiny()(X[:1]))
+
+
+def test_state_dict_with_arch_and_dropout_replaced(tiny_state_dict: Path) -> None:
+    loaded = load_model(ModelSource(path=tiny_state_dict, arch=TINY_ARCH))
+    assert loaded.kind == "state_dict"
+    assert not any(isinstance(m, torch.nn.Dropout) for m in loaded.module.modules())
+    assert any("Dropout" in n for n in loaded.notes)
+    _same_as_tiny(loaded.module)
+
+
+@pytest.mark.parametrize("wrap", ["state_dict", "model", "module_prefix"])
+def test_checkpoint_wrappers(tmp_path: Path, wrap: str) -> None:
+    sd = build_tiny().state_dict()
+    obj: object
+    if wrap == "module_prefix":
+        obj = {"epoch": 3, "model": {f"module.{k}": v for k, v in sd.items()}}
+    else:
+        obj = {"epoch": 3, "optimizer": {"lr": 0.1}, wrap: sd}
+    path = tmp_path / "ckpt.pth"
+    torch.save(obj, path)
+    _same_as_tiny(load_model(ModelSource(path=path, arch=TINY_ARCH)).module)
+
+
+def test_arch_only_uses_factory_weights() -> None:
+    loaded = load_model(ModelSource(arch=TINY_ARCH, arch_kwargs={"seed": 0}))
+    assert loaded.kind == "arch" and loaded.path is None
+    _same_as_tiny(loaded.module)
+
+
+def test_state_dict_without_arch(tiny_state_dict: Path) -> None:
+    with pytest.raises(ModelLoadError, match="pass --arch"):
+        load_model(ModelSource(path=tiny_state_dict))
+
+
+def test_state_dict_that_does_not_fit(tiny_state_dict: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not fit --arch: size mismatch"):
+        load_model(ModelSource(path=tiny_state_dict, arch=TINY_ARCH, arch_kwargs={"width": 4}))
+
+
+def test_pickled_module_needs_trust(tmp_path: Path) -> None:
+    path = tmp_path / "whole.pt"
+    torch.save(build_tiny(), path)
+    with pytest.raises(ModelLoadError, match="--trust-pickle"):
+        load_model(ModelSource(path=path))
+    loaded = load_model(ModelSource(path=path, trust_pickle=True))
+    assert loaded.kind == "pickle"
+    _same_as_tiny(loaded.module)
+
+
+def test_torchscript_is_refused_with_fix(tmp_path: Path) -> None:
+    path = tmp_path / "ts.pt"
+    torch.jit.save(torch.jit.trace(build_tiny(), X[:1]), str(path))
+    with pytest.raises(ModelLoadError, match=r"TorchScript.*torch\.export\.save"):
+        load_model(ModelSource(path=path))
+
+
+def test_missing_and_corrupt(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_model(ModelSource(path=tmp_path / "none.pt"))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x02garbage")
+    with pytest.raises(ModelLoadError, match="not a readable PyTorch file"):
+        load_model(ModelSource(path=bad, arch=TINY_ARCH))
+    bad2 = tmp_path / "bad.pt2"
+    bad2.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ModelLoadError, match=r"\.pt2"):
+        load_model(ModelSource(path=bad2))
+
+
+@pytest.mark.parametrize(
+    ("arch", "match"),
+    [
+        ("no_such_pkg.models:build", "cannot import"),
+        ("tests.models:nope", "no callable"),
+        ("tests.models:not_a_module", "not a torch.nn.Module"),
+    ],
+)
+def test_arch_errors(arch: str, match: str) -> None:
+    with pytest.raises(ModelLoadError, match=match):
+        load_model(ModelSource(arch=arch))
+
+
+def test_arch_syntax() -> None:
+    with pytest.raises(UsageError, match=r"package\.module:factory"):
+        load_model(ModelSource(arch="just_a_name"))
+
+
+def test_state_dict_with_missing_keys(tmp_path: Path) -> None:
+    sd = build_tiny().state_dict()
+    sd.pop("head.bias")
+    path = tmp_path / "partial.pth"
+    torch.save(sd, path)
+    with pytest.raises(ModelLoadError, match="1 missing keys"):
+        load_model(ModelSource(path=path, arch=TINY_ARCH))
+
+
+def test_unwrap_rejects_empty() -> None:
+    with pytest.raises(ModelLoadError):
+        unwrap_state_dict({"epoch": 1})
