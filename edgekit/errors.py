@@ -5,8 +5,15 @@
     ├── ModelLoadError        missing, corrupt, TorchScript or untrusted pickle model files (exit 2)
     ├── DataError             calibration / parity data that cannot be used (exit 2)
     ├── OutputError           the output folder cannot be written (exit 2)
-    └── ExportError           a converter or quantizer failed (exit 1)
-        └── UnsupportedOpError  the converter rejected an op (names the op and the layer)
+    ├── ExportError           a converter or quantizer failed (exit 1)
+    │   └── UnsupportedOpError  the converter rejected an op (names the op and the layer)
+    └── DeviceError           a phone or the benchmark app misbehaved (exit 1)
+        ├── DeviceSelectionError  no, several, unauthorized or offline devices (exit 2)
+        ├── AppNotInstalledError  the benchmark app is missing and no APK was given (exit 2)
+        ├── DeviceTimeoutError    a device step ran past its timeout
+        ├── AppCrashError         the app process died during a run
+        ├── TransferError         push/pull failed or the pushed file does not verify
+        └── DeviceGoneError       the device disappeared (unplugged) mid-run
 
 Every message is one line that names the problem and the fix.
 """
@@ -54,3 +61,37 @@ class UnsupportedOpError(ExportError):
     """The converter rejected an operator."""
 
     exit_code = 2
+
+
+class DeviceError(EdgekitError):
+    """A phone, the ADB link or the benchmark app failed."""
+
+    exit_code = 1
+
+
+class DeviceSelectionError(DeviceError):
+    """The --device choice does not name exactly the usable devices."""
+
+    exit_code = 2
+
+
+class AppNotInstalledError(DeviceError):
+    """The benchmark app is not installed (or is another version) and no APK is at hand."""
+
+    exit_code = 2
+
+
+class DeviceTimeoutError(DeviceError):
+    """A device step did not finish within its timeout."""
+
+
+class AppCrashError(DeviceError):
+    """The benchmark app process died."""
+
+
+class TransferError(DeviceError):
+    """A push or pull failed, or a pushed file does not match its size and sha256."""
+
+
+class DeviceGoneError(DeviceError):
+    """The device went away (unplugged, adb server gone) in the middle of the work."""
