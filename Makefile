@@ -25,8 +25,8 @@ demo: $(STAMP)
 		--calib $(DEMO)/data --mean 0.5 --std 0.5 -o $(DEMO)/export
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check edgekit exporters tests benchmarks
-	$(VENV)/bin/ruff format --check edgekit exporters tests benchmarks
+	$(VENV)/bin/ruff check edgekit exporters device tests benchmarks
+	$(VENV)/bin/ruff format --check edgekit exporters device tests benchmarks
 
 # mypy cannot follow setuptools' package-dir mapping (exporters/ -> edgekit.exporters),
 # so it checks a tree of symlinks laid out the way the package is installed.
@@ -34,6 +34,7 @@ typecheck: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck/edgekit
 	cp -rs "$(CURDIR)/edgekit/." build/typecheck/edgekit/
 	cp -rs "$(CURDIR)/exporters" build/typecheck/edgekit/exporters
+	cp -rs "$(CURDIR)/device" build/typecheck/edgekit/device
 	cd build/typecheck && "$(CURDIR)/$(PY)" -m mypy --config-file "$(CURDIR)/pyproject.toml" -p edgekit
 
 pytest: $(STAMP)

@@ -71,6 +71,7 @@ def _aeq(ctx: Any, minmax: bool, float_hardswish: bool) -> bytes:
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import TFLOperationName
     from ai_edge_quantizer.utils import qsv_utils
+
     from edgekit.exporters.tflite import float_tflite, static_int8
 
     if minmax and float_hardswish:
@@ -119,11 +120,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from edgekit.exporters import ExportContext
-    from edgekit.exporters.tflite import float_tflite
     from sklearn.metrics import roc_auc_score
 
     from edgekit._capture import captured_output
+    from edgekit.exporters import ExportContext
+    from edgekit.exporters.tflite import float_tflite
     from edgekit.parity import compare, fake_scores, sqnr_db
     from edgekit.runners import run_batch
     from edgekit.runners.litert import LiteRTRunner

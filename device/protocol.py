@@ -56,6 +56,10 @@ def _require(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
     return value
 
 
+def _optional(d: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+    return _require(d, key, kind, where) if key in d else default
+
+
 def _check_schema(d: Any, schema: str, where: str) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise ProtocolError(f"{where}: not a JSON object")
@@ -177,12 +181,12 @@ class RunConfig:
             model_sha256=_require(d, "model_sha256", str, where),
             model_size=_require(d, "model_size", int, where),
             inputs=tuple(TensorFile.from_dict(t, f"{where} inputs[{i}]") for i, t in enumerate(inputs)),
-            accelerator=d.get("accelerator", "cpu"),
-            threads=d.get("threads", 4),
-            warmup=d.get("warmup", 10),
-            runs=d.get("runs", 100),
-            engine=d.get("engine", "compiled_model"),
-            gpu_precision=d.get("gpu_precision", "fp32"),
+            accelerator=_optional(d, "accelerator", str, "cpu", where),
+            threads=_optional(d, "threads", int, 4, where),
+            warmup=_optional(d, "warmup", int, 10, where),
+            runs=_optional(d, "runs", int, 100, where),
+            engine=_optional(d, "engine", str, "compiled_model", where),
+            gpu_precision=_optional(d, "gpu_precision", str, "fp32", where),
         )
 
 
@@ -272,7 +276,9 @@ class RunResult:
             load_ms=d.get("load_ms"),
             first_inference_ms=d.get("first_inference_ms"),
             timings_ms=tuple(float(t) for t in timings),
-            outputs=tuple(TensorFile.from_dict(t, f"{where} outputs[{i}]") for i, t in enumerate(d.get("outputs") or [])),
+            outputs=tuple(
+                TensorFile.from_dict(t, f"{where} outputs[{i}]") for i, t in enumerate(d.get("outputs") or [])
+            ),
             memory=memory,
             fallback_reason=d.get("fallback_reason"),
             error_kind=d.get("error_kind"),

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.exporters.registry import ExportContext, register
 
 from edgekit._capture import captured_output
 from edgekit.errors import ExportError
+from edgekit.exporters.registry import ExportContext, register
 
 _OPSET = 18
 

@@ -13,10 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgekit.exporters.registry import ExportContext, register
-
 from edgekit._capture import captured_output
 from edgekit.errors import ExportError, UnsupportedOpError, UsageError
+from edgekit.exporters.registry import ExportContext, register
 from edgekit.spec import Layout
 
 # ai-edge-quantizer draws tqdm bars on stderr; we show our own progress instead.

@@ -101,17 +101,36 @@ class LiteRTRunner(Runner):
         scale, zero = self._in["quantization"]
         return {"scale": float(scale), "zero_point": int(zero)}
 
+    @property
+    def output_quantization(self) -> list[tuple[float, int] | None]:
+        """(scale, zero point) per output for integer outputs, None for float ones."""
+        out: list[tuple[float, int] | None] = []
+        for o in self._outs:
+            scale, zero = o["quantization"]
+            out.append(None if np.dtype(o["dtype"]) == np.float32 else (float(scale), int(zero)))
+        return out
+
+    @property
+    def input_tensor(self) -> tuple[tuple[int, ...], str]:
+        """(shape, dtype name) of the input tensor as stored in the file."""
+        return tuple(int(d) for d in self._in["shape"]), str(np.dtype(self._in["dtype"]))
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """``x`` in the input tensor's own dtype (float32 unchanged, int8 quantized)."""
+        dtype = np.dtype(self._in["dtype"])
+        if dtype == np.float32:
+            return np.ascontiguousarray(x, dtype=np.float32)
+        scale, zero = self._in["quantization"]
+        info = np.iinfo(dtype)
+        q: np.ndarray = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        return q
+
     def delegation(self) -> Delegation:
         """Partition report of the XNNPACK delegate for this model."""
         return _delegation(self._interp)
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        dtype = np.dtype(self._in["dtype"])
-        if dtype != np.float32:
-            scale, zero = self._in["quantization"]
-            info = np.iinfo(dtype)
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-        self._interp.set_tensor(self._in["index"], x)
+        self._interp.set_tensor(self._in["index"], self.quantize_input(x))
         self._interp.invoke()
         outputs: dict[str, np.ndarray] = {}
         for out in self._outs:

@@ -20,7 +20,6 @@ def runners(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Runner]:
     from edgekit.exporters import ExportContext
     from edgekit.exporters.onnx import float_onnx
     from edgekit.exporters.tflite import float_tflite
-
     from edgekit.runners.litert import LiteRTRunner
     from edgekit.runners.onnxruntime import OnnxRuntimeRunner
     from edgekit.runners.torch import TorchRunner

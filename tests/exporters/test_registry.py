@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from edgekit.exporters import available, get_variant, register
 
 from edgekit.errors import UsageError
+from edgekit.exporters import available, get_variant, register
 
 
 def test_every_variant_declares_its_shape() -> None:

@@ -1,0 +1,172 @@
+"""`edgekit devices` and `edgekit bench`: phones over ADB, or the emulated Pixel 9."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from edgekit.cli.app import UI, run_guarded
+from edgekit.errors import UsageError
+
+
+def _csv(text: str | None, cast: type = str) -> tuple[Any, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(cast(p.strip()) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise UsageError(f"{text!r} must be a comma-separated list") from None
+
+
+def devices(
+    adb: str | None = typer.Option(None, "--adb", help="adb server HOST:PORT (default 127.0.0.1:5037)."),
+    emulator: bool = typer.Option(False, "--emulator", help="Show the emulated Pixel 9 instead."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List attached devices: serial, model, SoC, Android/SDK, ABI, RAM, thermal status."""
+    from edgekit.device.bench import devices as list_devices
+
+    ui = UI.current()
+    infos = run_guarded(ui, lambda: list_devices(adb, emulator))
+    if as_json:
+        import json
+
+        ui.out.print_json(json.dumps([i.to_dict() for i in infos]))
+        return
+    table = Table(title="devices", title_justify="left")
+    for col in ("serial", "model", "SoC", "Android", "SDK", "ABI", "RAM MB", "thermal", "profile"):
+        table.add_column(col)
+    for i in infos:
+        name = f"{i.model} (emulated)" if i.emulated else i.model
+        table.add_row(
+            i.serial,
+            name,
+            i.soc,
+            i.android,
+            str(i.sdk),
+            i.abi,
+            str(i.ram_mb),
+            str(i.thermal_status),
+            i.profile or "-",
+        )
+    ui.out.print(table)
+
+
+def _cell_table(cells: list[dict[str, Any]]) -> Table:
+    emulated = any(c.get("emulated") for c in cells)
+    title = "edgekit bench" + (
+        " [EMULATED on this host: host timings and memory, not phone figures]" if emulated else ""
+    )
+    table = Table(title=title, title_justify="left")
+    for col in ("variant", "device", "accel", "thr", "p50 ms", "p90 ms", "peak RAM MB", "budget", "parity"):
+        table.add_column(
+            col, no_wrap=True, justify="right" if "ms" in col or "MB" in col or col == "thr" else "left"
+        )
+    for c in cells:
+        if c["status"] != "ok":
+            table.add_row(
+                c["variant"],
+                c["device"],
+                c["accelerator"],
+                str(c["threads"]),
+                "-",
+                "-",
+                "-",
+                "-",
+                "[red]error[/]",
+            )
+            continue
+        acc = (
+            c["accelerator"]
+            if c["accelerator_used"] == c["accelerator"]
+            else f"{c['accelerator']}->{c['accelerator_used']}"
+        )
+        budget = "-" if c["budget_ok"] is None else ("[green]ok[/]" if c["budget_ok"] else "[red]over[/]")
+        table.add_row(
+            c["variant"], c["device"], acc, str(c["threads"]), f"{c['latency']['p50']:.2f}", f"{c['latency']['p90']:.2f}",
+            f"{c['peak_ram_mb']}", budget, "[green]pass[/]" if c["parity_ok"] else "[red]FAIL[/]",
+        )  # fmt: skip
+    return table
+
+
+def bench(
+    target: Path = typer.Argument(..., help="An export folder (manifest.json) or any .tflite file."),
+    device: str | None = typer.Option(
+        None, "--device", "-d", help="Serial, profile (pixel9), several a,b, all, or emulator."
+    ),
+    adb: str | None = typer.Option(None, "--adb", help="adb server HOST:PORT (phones on another machine)."),
+    accelerator: str = typer.Option("cpu", "--accelerator", help="cpu, gpu, npu (comma-separated)."),
+    threads: str | None = typer.Option(
+        None, "--threads", help="CPU threads to sweep, e.g. 1,4 (default: the profile's)."
+    ),
+    runs: int = typer.Option(50, "--runs", help="Timed runs per cell."),
+    warmup: int = typer.Option(10, "--warmup", help="Warm-up runs per cell."),
+    parity_samples: int = typer.Option(
+        16, "--parity-samples", help="Pinned parity inputs run on the device."
+    ),
+    variants: str | None = typer.Option(None, "--variants", help="Only these variants (comma-separated)."),
+    resume: bool = typer.Option(False, "--resume", help="Skip cells already finished in the output folder."),
+    apk: Path | None = typer.Option(None, "--apk", help="Benchmark APK to install when missing or outdated."),
+    cooldown: float = typer.Option(
+        0.0, "--cooldown", help="Wait up to this many seconds for thermal status 0 before each cell."
+    ),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds one app run may take."),
+    gpu_precision: str = typer.Option("fp32", "--gpu-precision", help="fp32 (parity runs) or fp16."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Results folder (default: TARGET/bench, or ./bench)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the cells as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when a cell fails parity or the RAM budget."),
+) -> None:
+    """Benchmark variants on phones (or the emulated Pixel 9): latency, peak RAM, on-device parity."""
+    from edgekit.device.bench import BenchSpec, cell_json
+    from edgekit.device.bench import bench as run_bench
+
+    ui = UI.current()
+
+    def build() -> BenchSpec:
+        folder = out or (target / "bench" if target.is_dir() else Path("bench"))
+        return BenchSpec(
+            target=target, out_dir=folder, device=device, adb=adb, accelerators=_csv(accelerator) or ("cpu",),
+            threads=_csv(threads, int), runs=runs, warmup=warmup, parity_samples=parity_samples,
+            variants=_csv(variants), resume=resume, apk=apk, cooldown=cooldown, timeout=timeout,
+            gpu_precision=gpu_precision,
+        )  # fmt: skip
+
+    spec = run_guarded(ui, build)
+    with ui.err.status("benchmarking") as status:
+
+        def progress(message: str) -> None:
+            status.update(message)
+            ui.err.print(message, highlight=False)
+
+        report = run_guarded(ui, lambda: run_bench(spec, progress))
+    if as_json:
+        ui.out.print_json(cell_json(report.cells))
+    else:
+        ui.err.print(_cell_table(report.cells))
+        ui.err.print(
+            f"results: {spec.out_dir / 'bench.jsonl'}"
+            + (f" ({report.skipped} finished cells skipped)" if report.skipped else "")
+        )
+    for why in report.gone.values():
+        ui.err.print(f"[red]{why}[/] ({report.pending} cell(s) not run)", highlight=False)
+    for c in report.cells:
+        if c["status"] != "ok":
+            ui.err.print(f"[red]{c['variant']} on {c['device']}: {c['error']}[/]", highlight=False)
+        elif c.get("fallback_reason"):
+            ui.err.print(
+                f"[yellow]{c['variant']}: asked for {c['accelerator']}, ran on {c['accelerator_used']}: {c['fallback_reason']}[/]",
+                highlight=False,
+            )
+    if not report.ok or (strict and not report.all_within):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the app."""
+    app.command("devices")(devices)
+    app.command("bench")(bench)
