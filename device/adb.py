@@ -111,8 +111,9 @@ class Adb:
 
     def attached(self) -> list[Attached]:
         """Every device the server knows, whatever its state."""
+        client = self.client
         try:
-            infos = self.client.list(extended=True)
+            infos = client.list(extended=True)
         except Exception as exc:
             raise DeviceError(f"adb server at {self.host}:{self.port} failed to list devices: {exc}") from exc
         return [Attached(i.serial, i.state, i.tags.get("model", "").replace("_", " ")) for i in infos]
@@ -215,7 +216,14 @@ class Phone:
             self._dev.sync.push(data, remote)
             size = self._dev.sync.stat(remote).size
         except Exception as exc:
-            raise TransferError(f"{self.serial}: push of {posixpath.basename(remote)} failed: {exc}") from exc
+            if self._gone():
+                raise DeviceGoneError(
+                    f"{self.serial} disconnected during a push; reconnect it and rerun with --resume"
+                ) from exc
+            raise TransferError(
+                f"{self.serial}: push of {posixpath.basename(remote)} failed ({exc}): the device refused the file; "
+                f"check free space with 'adb shell df {DEVICE_ROOT}'"
+            ) from exc
         if size != len(data):
             raise TransferError(f"{self.serial}: {remote} has {size} bytes after push, expected {len(data)}")
         out = self.shell(["sha256sum", remote])

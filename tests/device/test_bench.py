@@ -1,0 +1,146 @@
+"""`edgekit bench` end to end on emulated devices: results, parity, resume and every failure mode."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from edgekit.cli import app
+from edgekit.device.bench import BenchSpec, bench
+from edgekit.device.emulator import Faults
+from edgekit.device.results import read_cells
+from edgekit.errors import AppNotInstalledError, UsageError
+from tests.device.conftest import Lab
+
+FAST = {"runs": 5, "warmup": 1, "parity_samples": 4}
+
+
+def _spec(target: Path, out: Path, **kw: Any) -> BenchSpec:
+    return BenchSpec(target=target, out_dir=out, **{"device": "emu-1", **FAST, "threads": (1,), **kw})
+
+
+def test_bench_on_emulator_records_everything(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    _, adb = lab.start(lab.device())
+    report = bench(_spec(tiny_export, tmp_path, accelerators=("cpu", "gpu")), adb=adb)
+    assert report.ok and report.all_within and not report.gone
+    assert len(report.cells) == 3 * 2  # three variants x two accelerators
+    for c in report.cells:
+        assert c["status"] == "ok" and c["emulated"] and c["device_model"] == "Pixel 9"
+        assert c["latency"]["count"] == 5 and 0 < c["latency"]["p50"] <= c["latency"]["p90"]
+        assert c["peak_ram_mb"] > 10 and c["ram_budget_mb"] == 1024 and c["budget_ok"]
+        assert c["parity_vs_host"]["passed"] and c["parity_vs_host"]["max_abs_diff"] == 0.0
+        assert c["parity_vs_torch"] is not None and c["parity_ok"] is c["parity_vs_torch"]["passed"]
+        assert c["environment"]["thermal_before"] == 0 and c["environment"]["governors"]
+    gpu = [c for c in report.cells if c["accelerator"] == "gpu"]
+    assert all(c["accelerator_used"] == "cpu" and "no GPU" in c["fallback_reason"] for c in gpu)
+    fp32 = next(c for c in report.cells if c["variant"] == "tflite_fp32")
+    assert fp32["parity_vs_torch"]["max_abs_diff"] < 1e-4
+    lines = (tmp_path / "bench.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and json.loads(lines[0])["timings_ms"]
+    rows = list(csv.DictReader((tmp_path / "model_benchmark_emu-1.csv").open()))
+    assert len(rows) == 6 and rows[0]["emulated"] == "True" and float(rows[0]["infer_p50_ms"]) > 0
+
+
+def test_resume_skips_finished_cells(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    _, adb = lab.start(lab.device())
+    spec = _spec(tiny_export, tmp_path, variants=("tflite_int8",), threads=(1, 2), resume=True)
+    first = bench(spec, adb=adb)
+    assert len(first.cells) == 2 and first.skipped == 0
+    second = bench(spec, adb=adb)
+    assert second.cells == [] and second.skipped == 2
+    assert len(read_cells(tmp_path)) == 2
+
+
+def test_app_crash_is_recorded_and_the_matrix_goes_on(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    _, adb = lab.start(lab.device(faults=Faults(crash_runs={0})))
+    report = bench(_spec(tiny_export, tmp_path, variants=("tflite_fp32", "tflite_int8")), adb=adb)
+    statuses = [c["status"] for c in report.cells]
+    assert statuses == ["error", "ok"]
+    assert "crashed" in report.cells[0]["error"] and not report.ok
+
+
+def test_timeout_is_recorded(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    dev = lab.device(faults=Faults(hang_runs={0: 30.0}))
+    _, adb = lab.start(dev)
+    report = bench(_spec(tiny_export, tmp_path, variants=("tflite_fp32",), timeout=3.0), adb=adb)
+    assert report.cells[0]["status"] == "error" and "timed out" in report.cells[0]["error"]
+    assert not dev._procs  # the host force-stopped the hung app
+
+
+def test_push_failure_and_full_disk(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    _, adb = lab.start(lab.device(faults=Faults(disk_limit_bytes=1000)))
+    report = bench(_spec(tiny_export, tmp_path, variants=("tflite_fp32",)), adb=adb)
+    assert report.cells[0]["status"] == "error" and "free space" in report.cells[0]["error"]
+
+
+def test_unplug_mid_matrix_then_resume(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    _, adb = lab.start(lab.device(faults=Faults(unplug_after_runs=1)))
+    spec = _spec(tiny_export, tmp_path, resume=True)
+    report = bench(spec, adb=adb)
+    assert "emu-1" in report.gone and "--resume" in report.gone["emu-1"]
+    assert report.pending >= 2 and len(read_cells(tmp_path)) == len(
+        [c for c in report.cells if c["status"] == "ok"]
+    )
+    _, adb2 = lab.start(lab.device())  # plugged back in
+    again = bench(spec, adb=adb2)
+    assert again.ok and again.skipped == len(read_cells(tmp_path)) - len(again.cells)
+    assert {c["variant"] for c in read_cells(tmp_path) if c["status"] == "ok"} == {
+        "tflite_fp32", "tflite_int8", "tflite_int8_io",
+    }  # fmt: skip
+
+
+def test_activity_fallback_without_instrumentation(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    _, adb = lab.start(lab.device(faults=Faults(no_instrumentation=True)))
+    report = bench(_spec(tiny_export, tmp_path, variants=("tflite_int8_io",)), adb=adb)
+    assert report.ok and report.cells[0]["parity_ok"]
+
+
+def test_app_missing_or_outdated(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    _, adb = lab.start(lab.device(app_version=None), lab.device("old", app_version="0.0.9"))
+    with pytest.raises(AppNotInstalledError, match="not installed.*--apk"):
+        bench(_spec(tiny_export, tmp_path), adb=adb)
+    with pytest.raises(AppNotInstalledError, match="0.0.9 is installed"):
+        bench(_spec(tiny_export, tmp_path, device="old"), adb=adb)
+    apk = tmp_path / "app.apk"
+    apk.write_bytes(b"PK\x03\x04 fake apk")
+    report = bench(_spec(tiny_export, tmp_path, device="old", apk=apk, variants=("tflite_fp32",)), adb=adb)
+    assert report.ok
+
+
+def test_bench_a_bare_tflite(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    _, adb = lab.start(lab.device())
+    report = bench(_spec(tiny_export / "tiny.int8.tflite", tmp_path), adb=adb)
+    c = report.cells[0]
+    assert c["variant"] == "tflite" and c["parity_vs_torch"] is None and c["parity_ok"]
+
+
+def test_bad_targets(tmp_path: Path) -> None:
+    bad = tmp_path / "x.tflite"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(UsageError, match="not a loadable"):
+        bench(_spec(bad, tmp_path / "o"))
+    with pytest.raises(UsageError, match="no manifest"):
+        bench(_spec(tmp_path, tmp_path / "o"))
+    with pytest.raises(UsageError, match="--accelerator"):
+        _spec(tmp_path, tmp_path, accelerators=("tpu",))
+
+
+def test_cli_bench_and_devices_on_the_builtin_emulator(tiny_export: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["devices", "--emulator", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["model"] == "Pixel 9"
+    out = tmp_path / "b"
+    args = ["bench", str(tiny_export), "--device", "emulator", "--runs", "3", "--warmup", "0", "--threads", "1",
+            "--variants", "tflite_int8", "-o", str(out), "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cells = json.loads(result.stdout)
+    assert cells[0]["emulated"] and "timings_ms" not in cells[0]
+    again = runner.invoke(app, [*args[:-1], "--resume"])
+    assert again.exit_code == 0 and "1 finished cells skipped" in again.output
