@@ -15,6 +15,7 @@ import socketserver
 import struct
 import threading
 from collections.abc import Sequence
+from typing import Protocol
 
 from edgekit.device.emulator.vdevice import VirtualDevice
 
@@ -24,7 +25,21 @@ _CHUNK = 64 * 1024
 
 
 class _Closed(Exception):
-    pass
+    """The peer closed the stream."""
+
+
+class Channel(Protocol):
+    """A byte stream to the host: the smart-socket connection, or one ADB wire stream."""
+
+    def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes (raises _Closed at end of stream)."""
+
+    def send(self, data: bytes) -> None:
+        """Send bytes to the host."""
+
+
+def _fail(ch: Channel, msg: str) -> None:
+    ch.send(b"FAIL" + _block(msg))
 
 
 def _block(text: str | bytes) -> bytes:
@@ -32,10 +47,123 @@ def _block(text: str | bytes) -> bytes:
     return f"{len(data):04x}".encode() + data
 
 
+def serve_device_service(dev: VirtualDevice, req: str, ch: Channel, ack: bool = True) -> bool:
+    """Serve one device service (``shell[,v2][,raw]:``, ``sync:``) over ``ch``.
+
+    ``ack`` sends the smart-socket ``OKAY`` first (the ADB wire protocol acknowledges
+    with a message instead). Returns False for an unknown service.
+    """
+    if not dev.connected:
+        raise _Closed
+    head, _, command = req.partition(":")
+    options = head.split(",")
+    if options[0] == "shell":
+        if ack:
+            ch.send(b"OKAY")
+        r = dev.shell(command)
+        if "v2" in options:
+            if r.stdout:
+                ch.send(b"\x01" + struct.pack("<I", len(r.stdout)) + r.stdout)
+            if r.stderr:
+                ch.send(b"\x02" + struct.pack("<I", len(r.stderr)) + r.stderr)
+            ch.send(b"\x03" + struct.pack("<I", 1) + bytes([r.code & 0xFF]))
+        else:
+            ch.send(r.stdout + r.stderr)
+        return True
+    if req == "sync:":
+        if ack:
+            ch.send(b"OKAY")
+        _sync(dev, ch)
+        return True
+    if ack:
+        _fail(ch, f"unsupported device service: {head}")
+    return False
+
+
+def _sync(dev: VirtualDevice, ch: Channel) -> None:
+    while True:
+        cmd = ch.read(4)
+        (size,) = struct.unpack("<I", ch.read(4))
+        arg = ch.read(size).decode("utf-8", "replace")
+        if cmd == b"QUIT":
+            return
+        if not dev.connected:
+            raise _Closed
+        if cmd == b"STAT":
+            _stat(ch, dev, arg)
+        elif cmd == b"LIST":
+            _list(ch, dev, arg)
+        elif cmd == b"SEND":
+            _recv_file(ch, dev, arg)
+        elif cmd == b"RECV":
+            _send_file(ch, dev, arg)
+        else:
+            ch.send(b"FAIL" + struct.pack("<I", 11) + b"bad command")
+            return
+
+
+def _stat(ch: Channel, dev: VirtualDevice, path: str) -> None:
+    try:
+        p = dev.path(path)
+        st = p.stat()
+        mode = (0o40000 if p.is_dir() else 0o100000) | 0o644
+        ch.send(b"STAT" + struct.pack("<III", mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime)))
+    except (OSError, PermissionError):
+        ch.send(b"STAT" + struct.pack("<III", 0, 0, 0))
+
+
+def _list(ch: Channel, dev: VirtualDevice, path: str) -> None:
+    try:
+        entries = sorted(dev.path(path).iterdir())
+    except (OSError, PermissionError):
+        entries = []
+    for e in entries:
+        st = e.stat()
+        mode = (0o40000 if e.is_dir() else 0o100000) | 0o644
+        name = e.name.encode()
+        ch.send(b"DENT" + struct.pack("<IIII", mode, st.st_size, int(st.st_mtime), len(name)) + name)
+    ch.send(b"DONE" + struct.pack("<IIII", 0, 0, 0, 0))
+
+
+def _recv_file(ch: Channel, dev: VirtualDevice, arg: str) -> None:
+    path = arg.rsplit(",", 1)[0]
+    chunks: list[bytes] = []
+    while True:
+        kind = ch.read(4)
+        (n,) = struct.unpack("<I", ch.read(4))
+        if kind == b"DONE":
+            break
+        if kind != b"DATA":
+            raise _Closed
+        chunks.append(ch.read(n))
+    try:
+        error = dev.receive_file(path, b"".join(chunks))
+    except PermissionError as exc:
+        error = str(exc)
+    if error:
+        ch.send(b"FAIL" + struct.pack("<I", len(error)) + error.encode())
+    else:
+        ch.send(b"OKAY" + struct.pack("<I", 0))
+
+
+def _send_file(ch: Channel, dev: VirtualDevice, path: str) -> None:
+    try:
+        data = dev.path(path).read_bytes()
+    except (OSError, PermissionError):
+        msg = b"No such file or directory"
+        ch.send(b"FAIL" + struct.pack("<I", len(msg)) + msg)
+        return
+    for i in range(0, len(data), _CHUNK):
+        piece = data[i : i + _CHUNK]
+        ch.send(b"DATA" + struct.pack("<I", len(piece)) + piece)
+    ch.send(b"DONE" + struct.pack("<I", 0))
+
+
 class _Handler(socketserver.BaseRequestHandler):
     server: _Server
 
-    def _read(self, n: int) -> bytes:
+    def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes from the client (raises _Closed at EOF)."""
         buf = b""
         while len(buf) < n:
             chunk = self.request.recv(n - len(buf))
@@ -44,154 +172,57 @@ class _Handler(socketserver.BaseRequestHandler):
             buf += chunk
         return buf
 
-    def _send(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:
+        """Send bytes to the client."""
         self.request.sendall(data)
-
-    def _fail(self, msg: str) -> None:
-        self._send(b"FAIL" + _block(msg))
 
     def handle(self) -> None:
         with contextlib.suppress(_Closed, ConnectionError, OSError):  # the client hung up
             self._serve()
 
     def _request(self) -> str:
-        size = int(self._read(4), 16)
-        return self._read(size).decode("utf-8", "replace")
+        size = int(self.read(4), 16)
+        return self.read(size).decode("utf-8", "replace")
 
     def _serve(self) -> None:
         req = self._request()
         owner = self.server.owner
         if req == "host:version":
-            self._send(b"OKAY" + _block(f"{SERVER_VERSION:04x}"))
+            self.send(b"OKAY" + _block(f"{SERVER_VERSION:04x}"))
         elif req in ("host:devices", "host:devices-l"):
-            self._send(b"OKAY" + _block(owner.devices_text(long=req.endswith("-l"))))
+            self.send(b"OKAY" + _block(owner.devices_text(long=req.endswith("-l"))))
         elif req == "host:features":
-            self._send(b"OKAY" + _block(FEATURES))
+            self.send(b"OKAY" + _block(FEATURES))
         elif req == "host:kill":
-            self._send(b"OKAY")
+            self.send(b"OKAY")
         elif req.startswith("host-serial:"):
             serial, _, cmd = req[len("host-serial:") :].rpartition(":")
             dev = owner.find(serial)
             if dev is None:
-                self._fail(f"device '{serial}' not found")
+                _fail(self, f"device '{serial}' not found")
             elif cmd == "features":
-                self._send(b"OKAY" + _block(FEATURES))
+                self.send(b"OKAY" + _block(FEATURES))
             elif cmd == "get-state":
-                self._send(b"OKAY" + _block(dev.state))
+                self.send(b"OKAY" + _block(dev.state))
             elif cmd == "get-serialno":
-                self._send(b"OKAY" + _block(dev.serial))
+                self.send(b"OKAY" + _block(dev.serial))
             else:
-                self._fail(f"unsupported: {cmd}")
+                _fail(self, f"unsupported: {cmd}")
         elif req.startswith(("host:transport:", "host:tport:serial:")):
             serial = req.rsplit(":", 1)[1]
             dev = owner.find(serial)
             if dev is None:
-                self._fail(f"device '{serial}' not found")
+                _fail(self, f"device '{serial}' not found")
                 return
             if dev.state != "device":
-                self._fail(f"device {dev.state}")
+                _fail(self, f"device {dev.state}")
                 return
-            self._send(b"OKAY")
+            self.send(b"OKAY")
             if req.startswith("host:tport:"):
-                self._send(struct.pack("<Q", dev.transport_id))
-            self._device_service(dev, self._request())
+                self.send(struct.pack("<Q", dev.transport_id))
+            serve_device_service(dev, self._request(), self)
         else:
-            self._fail(f"unknown host service: {req}")
-
-    def _device_service(self, dev: VirtualDevice, req: str) -> None:
-        if not dev.connected:
-            raise _Closed
-        if req.startswith("shell,v2:"):
-            self._send(b"OKAY")
-            r = dev.shell(req[len("shell,v2:") :])
-            if r.stdout:
-                self._send(b"\x01" + struct.pack("<I", len(r.stdout)) + r.stdout)
-            if r.stderr:
-                self._send(b"\x02" + struct.pack("<I", len(r.stderr)) + r.stderr)
-            self._send(b"\x03" + struct.pack("<I", 1) + bytes([r.code & 0xFF]))
-        elif req.startswith("shell:"):
-            self._send(b"OKAY")
-            r = dev.shell(req[len("shell:") :])
-            self._send(r.stdout + r.stderr)
-        elif req == "sync:":
-            self._send(b"OKAY")
-            self._sync(dev)
-        else:
-            self._fail(f"unsupported device service: {req.split(':', 1)[0]}")
-
-    def _sync(self, dev: VirtualDevice) -> None:
-        while True:
-            cmd = self._read(4)
-            (size,) = struct.unpack("<I", self._read(4))
-            arg = self._read(size).decode("utf-8", "replace")
-            if cmd == b"QUIT":
-                return
-            if not dev.connected:
-                raise _Closed
-            if cmd == b"STAT":
-                self._stat(dev, arg)
-            elif cmd == b"LIST":
-                self._list(dev, arg)
-            elif cmd == b"SEND":
-                self._recv_file(dev, arg)
-            elif cmd == b"RECV":
-                self._send_file(dev, arg)
-            else:
-                self._send(b"FAIL" + struct.pack("<I", 11) + b"bad command")
-                return
-
-    def _stat(self, dev: VirtualDevice, path: str) -> None:
-        try:
-            p = dev.path(path)
-            st = p.stat()
-            mode = (0o40000 if p.is_dir() else 0o100000) | 0o644
-            self._send(b"STAT" + struct.pack("<III", mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime)))
-        except (OSError, PermissionError):
-            self._send(b"STAT" + struct.pack("<III", 0, 0, 0))
-
-    def _list(self, dev: VirtualDevice, path: str) -> None:
-        try:
-            entries = sorted(dev.path(path).iterdir())
-        except (OSError, PermissionError):
-            entries = []
-        for e in entries:
-            st = e.stat()
-            mode = (0o40000 if e.is_dir() else 0o100000) | 0o644
-            name = e.name.encode()
-            self._send(b"DENT" + struct.pack("<IIII", mode, st.st_size, int(st.st_mtime), len(name)) + name)
-        self._send(b"DONE" + struct.pack("<IIII", 0, 0, 0, 0))
-
-    def _recv_file(self, dev: VirtualDevice, arg: str) -> None:
-        path = arg.rsplit(",", 1)[0]
-        chunks: list[bytes] = []
-        while True:
-            kind = self._read(4)
-            (n,) = struct.unpack("<I", self._read(4))
-            if kind == b"DONE":
-                break
-            if kind != b"DATA":
-                raise _Closed
-            chunks.append(self._read(n))
-        try:
-            error = dev.receive_file(path, b"".join(chunks))
-        except PermissionError as exc:
-            error = str(exc)
-        if error:
-            self._send(b"FAIL" + struct.pack("<I", len(error)) + error.encode())
-        else:
-            self._send(b"OKAY" + struct.pack("<I", 0))
-
-    def _send_file(self, dev: VirtualDevice, path: str) -> None:
-        try:
-            data = dev.path(path).read_bytes()
-        except (OSError, PermissionError):
-            msg = b"No such file or directory"
-            self._send(b"FAIL" + struct.pack("<I", len(msg)) + msg)
-            return
-        for i in range(0, len(data), _CHUNK):
-            piece = data[i : i + _CHUNK]
-            self._send(b"DATA" + struct.pack("<I", len(piece)) + piece)
-        self._send(b"DONE" + struct.pack("<I", 0))
+            _fail(self, f"unknown host service: {req}")
 
 
 class _Server(socketserver.ThreadingTCPServer):
