@@ -144,3 +144,19 @@ def test_cli_bench_and_devices_on_the_builtin_emulator(tiny_export: Path, tmp_pa
     assert cells[0]["emulated"] and "timings_ms" not in cells[0]
     again = runner.invoke(app, [*args[:-1], "--resume"])
     assert again.exit_code == 0 and "1 finished cells skipped" in again.output
+
+
+def test_cells_are_spread_over_several_devices(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    _, adb = lab.start(lab.device("a"), lab.device("b"))
+    report = bench(_spec(tiny_export, tmp_path, device="a,b", threads=(1, 2)), adb=adb)
+    assert report.ok and len(report.cells) == 6
+    assert {c["device"] for c in report.cells} == {"a", "b"}  # both phones took work
+    assert (tmp_path / "model_benchmark_a.csv").exists() and (tmp_path / "model_benchmark_b.csv").exists()
+
+
+def test_cooldown_waits_for_thermal_status_zero(lab: Lab, tiny_export: Path, tmp_path: Path) -> None:
+    dev = lab.device(faults=Faults(thermal=[0, 2, 1, 0]))  # info() reads the first status
+    _, adb = lab.start(dev)
+    report = bench(_spec(tiny_export, tmp_path, variants=("tflite_fp32",), cooldown=5.0), adb=adb)
+    assert report.cells[0]["environment"]["thermal_before"] == 0
+    assert dev.faults.thermal == [0]  # every hot reading was consumed while waiting
