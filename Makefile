@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO   ?= demo
 export TQDM_DISABLE := 1
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck javatest pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,14 @@ typecheck: $(STAMP)
 	cp -rs "$(CURDIR)/device" build/typecheck/edgekit/device
 	cd build/typecheck && "$(CURDIR)/$(PY)" -m mypy --config-file "$(CURDIR)/pyproject.toml" -p edgekit
 
+# The Android app's pure-Java core, compiled and tested with javac + JUnit 4 (no Android SDK).
+javatest:
+	android_app/scripts/test-core.sh build/android-core
+
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck javatest pytest
 
 clean:
 	rm -rf build $(DEMO) .pytest_cache .mypy_cache .ruff_cache

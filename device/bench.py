@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import posixpath
 import queue
 import re
 import threading
@@ -304,7 +305,9 @@ def run_cell(
             phone.shell(["am", "force-stop", PACKAGE])
             raise
         result = RunResult.from_json(phone.pull(result_path).decode("utf-8"))
-        outputs = {t.file: decode_tensor(phone.pull(f"{result_dir}/{t.file}"), t) for t in result.outputs}
+        # The app reports its real external-files path (/storage/emulated/0/... on a phone).
+        pulled_from = posixpath.dirname(result_path)
+        outputs = {t.file: decode_tensor(phone.pull(f"{pulled_from}/{t.file}"), t) for t in result.outputs}
     finally:
         with contextlib.suppress(DeviceError):  # a vanished device is reported by the step that failed
             phone.shell(["rm", "-rf", run_dir, result_dir])

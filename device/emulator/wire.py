@@ -133,19 +133,17 @@ class _Connection:
             service = data.rstrip(b"\0").decode("utf-8", "replace")
             self.write(pack(A_OKAY, local, arg0))
             threading.Thread(target=self._run, args=(stream, service), daemon=True).start()
-        elif command == A_WRTE:
-            stream = self._streams.get(arg1)
-            if stream is not None:
-                stream.feed(data)
+        elif command in (A_WRTE, A_OKAY, A_CLSE):
+            target = self._streams.pop(arg1, None) if command == A_CLSE else self._streams.get(arg1)
+            if target is None:
+                return
+            if command == A_WRTE:
+                target.feed(data)
                 self.write(pack(A_OKAY, arg1, arg0))
-        elif command == A_OKAY:
-            stream = self._streams.get(arg1)
-            if stream is not None:
-                stream.ack()
-        elif command == A_CLSE:
-            stream = self._streams.pop(arg1, None)
-            if stream is not None:
-                stream.close_remote()
+            elif command == A_OKAY:
+                target.ack()
+            else:
+                target.close_remote()
 
     def _run(self, stream: _Stream, service: str) -> None:
         with contextlib.suppress(_Closed, OSError):

@@ -1,0 +1,62 @@
+package dev.edgekit.bench
+
+import dev.edgekit.bench.core.Engine
+import dev.edgekit.bench.core.EngineException
+import dev.edgekit.bench.core.RunConfig
+import dev.edgekit.bench.core.TensorSpec
+import java.nio.ByteBuffer
+import java.nio.ByteOrder
+import java.nio.file.Path
+import org.tensorflow.lite.Interpreter
+
+/** The classic Interpreter (XNNPACK on CPU): a second engine to cross-check CompiledModel. */
+class InterpreterEngine : Engine {
+    private var interpreter: Interpreter? = null
+    private lateinit var meta: ModelMeta
+
+    override fun load(model: Path, config: RunConfig): Engine.Loaded {
+        check(ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN) { "protocol tensors are little-endian" }
+        meta = ModelMeta.read(model.toFile())
+        interpreter = try {
+            Interpreter(model.toFile(), Interpreter.Options().setNumThreads(config.threads))
+        } catch (e: Exception) {
+            throw EngineException("model_load", "Interpreter: ${e.message}", e)
+        }
+        val reason = if (config.accelerator != "cpu") {
+            "the interpreter engine runs on CPU (XNNPACK) only; use engine compiled_model for ${config.accelerator}"
+        } else {
+            null
+        }
+        return Engine.Loaded("interpreter", "cpu", listOf("cpu"), reason)
+    }
+
+    override fun inputSpec(file: String): TensorSpec = meta.inputs[0].spec(file)
+
+    override fun run(input: ByteArray): List<Engine.Output> {
+        val interp = interpreter ?: throw EngineException("inference", "model not loaded")
+        if (input.size != meta.inputs[0].byteSize) {
+            throw EngineException("input_mismatch", "input has ${input.size} bytes, the model wants ${meta.inputs[0].byteSize}")
+        }
+        val inBuf = ByteBuffer.allocateDirect(input.size).order(ByteOrder.nativeOrder())
+        inBuf.put(input).rewind()
+        val outBufs = meta.outputs.map { ByteBuffer.allocateDirect(it.byteSize).order(ByteOrder.nativeOrder()) }
+        try {
+            interp.runForMultipleInputsOutputs(arrayOf<Any>(inBuf), outBufs.withIndex().associate { it.index to it.value as Any })
+        } catch (e: IllegalArgumentException) {
+            throw EngineException("input_mismatch", e.message ?: "input rejected", e)
+        } catch (e: Exception) {
+            throw EngineException("inference", e.message ?: "Interpreter run failed", e)
+        }
+        return outBufs.mapIndexed { i, buf ->
+            val bytes = ByteArray(buf.capacity())
+            buf.rewind()
+            buf.get(bytes)
+            Engine.Output(meta.outputs[i].dtype, meta.outputs[i].shape, bytes)
+        }
+    }
+
+    override fun close() {
+        interpreter?.close()
+        interpreter = null
+    }
+}

@@ -1,0 +1,136 @@
+package dev.edgekit.bench.core;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The app's benchmark: load, first inference of every input saved for parity, warm-up, timed
+ * runs, memory snapshots; outputs and result.json written atomically. Never throws for a bad
+ * run: the failure goes into the result with its error_kind.
+ */
+public final class BenchmarkLoop {
+    private final Engine engine;
+    private final Clock clock;
+    private final MemoryProbe memory;
+    private final ThermalProbe thermal;
+    private final ProgressListener progress;
+
+    public BenchmarkLoop(Engine engine, Clock clock, MemoryProbe memory, ThermalProbe thermal,
+            ProgressListener progress) {
+        this.engine = engine;
+        this.clock = clock;
+        this.memory = memory;
+        this.thermal = thermal;
+        this.progress = progress;
+    }
+
+    private double msSince(long start) {
+        return (clock.nanoTime() - start) / 1e6;
+    }
+
+    /** Run the config in {@code runDir}; write outputs and result.json to {@code resultDir}. */
+    public RunResult run(Path runDir, Path resultDir, Map<String, Object> device) throws IOException {
+        String runId = runDir.getFileName().toString();
+        Integer before = thermal.status();
+        RunResult result = execute(runDir, resultDir, runId);
+        result.device.putAll(device);
+        result.thermal.put("before", before == null ? org.json.JSONObject.NULL : before);
+        Integer after = thermal.status();
+        Double headroom = thermal.headroom();
+        result.thermal.put("after", after == null ? org.json.JSONObject.NULL : after);
+        result.thermal.put("headroom_after", headroom == null || headroom.isNaN() ? org.json.JSONObject.NULL : headroom);
+        AtomicFiles.write(resultDir.resolve(Protocol.RESULT_FILE), result.toJson().getBytes(StandardCharsets.UTF_8));
+        progress.stage("done");
+        return result;
+    }
+
+    private RunResult execute(Path runDir, Path resultDir, String runId) throws IOException {
+        MemorySnapshot beforeLoad = memory.snapshot();
+        RunConfig config;
+        List<byte[]> inputs = new ArrayList<>();
+        try {
+            config = RunConfig.parse(new String(Files.readAllBytes(runDir.resolve(Protocol.CONFIG_FILE)),
+                    StandardCharsets.UTF_8));
+            for (TensorSpec spec : config.inputs) {
+                inputs.add(TensorFiles.read(runDir, spec).array());
+            }
+        } catch (ProtocolException | IOException e) {
+            return RunResult.error(runId, null, "bad_config", e.getMessage());
+        }
+        RunResult r = new RunResult();
+        r.runId = config.runId;
+        r.acceleratorRequested = config.accelerator;
+        r.threads = config.threads;
+        r.memory.put("before_load", beforeLoad);
+        try {
+            progress.stage("load");
+            long start = clock.nanoTime();
+            Engine.Loaded loaded = engine.load(runDir.resolve(config.model), config);
+            r.loadMs = msSince(start);
+            r.engine = loaded.engine;
+            r.acceleratorUsed = loaded.acceleratorUsed;
+            r.availableAccelerators = loaded.available;
+            r.fallbackReason = loaded.fallbackReason;
+            r.memory.put("after_load", memory.snapshot());
+            for (TensorSpec spec : config.inputs) {
+                TensorSpec want = engine.inputSpec(spec.file);
+                if (!want.dtype.equals(spec.dtype) || want.byteSize() != spec.byteSize()) {
+                    throw new EngineException("input_mismatch", spec.file + " is " + spec.dtype + " "
+                            + java.util.Arrays.toString(spec.shape) + ", the model wants " + want.dtype + " "
+                            + java.util.Arrays.toString(want.shape));
+                }
+            }
+            progress.stage("parity");
+            for (int k = 0; k < inputs.size(); k++) {
+                long s = clock.nanoTime();
+                List<Engine.Output> outs = engine.run(inputs.get(k));
+                if (k == 0) {
+                    r.firstInferenceMs = msSince(s);
+                }
+                for (int j = 0; j < outs.size(); j++) {
+                    Engine.Output out = outs.get(j);
+                    TensorSpec spec = new TensorSpec(Protocol.outputName(k, j), out.dtype, out.shape);
+                    AtomicFiles.write(resultDir.resolve(spec.file), out.data);
+                    r.outputs.add(spec);
+                }
+            }
+            progress.stage("warmup");
+            for (int i = 0; i < config.warmup; i++) {
+                engine.run(inputs.get(0));
+            }
+            progress.stage("timed");
+            double[] timings = new double[config.runs];
+            for (int i = 0; i < config.runs; i++) {
+                long s = clock.nanoTime();
+                engine.run(inputs.get(0));
+                timings[i] = msSince(s);
+            }
+            r.timingsMs = timings;
+            r.memory.put("after_runs", memory.snapshot());
+            return r;
+        } catch (EngineException e) {
+            return failed(r, config, e.kind(), e.getMessage());
+        } catch (ProtocolException e) {
+            return failed(r, config, "inference", e.getMessage());
+        } catch (OutOfMemoryError e) {
+            return failed(r, config, "out_of_memory", "out of memory: " + e.getMessage());
+        } finally {
+            engine.close();
+        }
+    }
+
+    private static RunResult failed(RunResult partial, RunConfig config, String kind, String message) {
+        RunResult r = RunResult.error(partial.runId, config, kind, message);
+        r.memory.putAll(partial.memory);
+        r.loadMs = partial.loadMs;
+        r.acceleratorUsed = partial.acceleratorUsed;
+        r.availableAccelerators = partial.availableAccelerators;
+        r.fallbackReason = partial.fallbackReason;
+        return r;
+    }
+}

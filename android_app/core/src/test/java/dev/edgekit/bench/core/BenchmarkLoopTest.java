@@ -1,0 +1,201 @@
+package dev.edgekit.bench.core;
+
+import static org.junit.Assert.assertArrayEquals;
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
+import static org.junit.Assert.assertNull;
+import static org.junit.Assert.assertTrue;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.Rule;
+import org.junit.Test;
+import org.junit.rules.TemporaryFolder;
+
+/**
+ * The loop against a fake engine: success, every failure path, atomic writes. Each result it
+ * writes is also copied to {@code -Dedgekit.results.out} for the Python host parser to accept.
+ */
+public class BenchmarkLoopTest {
+    @Rule public TemporaryFolder tmp = new TemporaryFolder();
+
+    private static final String SHA = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    private Path runDir(String runId, String config, int nInputs, int bytesPerInput) throws IOException {
+        Path dir = tmp.newFolder(runId).toPath();
+        Files.write(dir.resolve("model.tflite"), new byte[] {1, 2, 3});
+        for (int i = 0; i < nInputs; i++) {
+            float[] values = new float[bytesPerInput / 4];
+            for (int j = 0; j < values.length; j++) {
+                values[j] = i + j * 0.5f;
+            }
+            Files.write(dir.resolve(String.format("input_%03d.bin", i)), TensorFiles.encodeFloats(values));
+        }
+        Files.write(dir.resolve("config.json"), config.getBytes(StandardCharsets.UTF_8));
+        return dir;
+    }
+
+    private static String config(String runId, String accelerator, int runs, int nInputs) {
+        StringBuilder inputs = new StringBuilder();
+        for (int i = 0; i < nInputs; i++) {
+            inputs.append(i > 0 ? "," : "").append(String.format(
+                    "{\"file\":\"input_%03d.bin\",\"dtype\":\"float32\",\"shape\":[1,2,2,3]}", i));
+        }
+        return "{\"schema\":\"edgekit.bench.config\",\"schema_version\":1,\"run_id\":\"" + runId + "\","
+                + "\"model\":\"model.tflite\",\"model_sha256\":\"" + SHA + "\",\"model_size\":3,"
+                + "\"inputs\":[" + inputs + "],\"accelerator\":\"" + accelerator + "\",\"threads\":2,"
+                + "\"warmup\":2,\"runs\":" + runs + "}";
+    }
+
+    private final List<String> stages = new ArrayList<>();
+
+    private RunResult run(FakeEngine engine, Path runDir, Path out) throws IOException {
+        FakeClock clock = new FakeClock();
+        engine.clock = clock;
+        MemoryProbe probe = () -> new MemorySnapshot(1000 + engine.runs, 2000 + engine.runs, 900L, 12L);
+        Map<String, Object> device = Collections.singletonMap("model", "Fake Phone");
+        ThermalProbe heat = new ThermalProbe() {
+            private int calls;
+
+            @Override
+            public Integer status() {
+                return calls++;
+            }
+
+            @Override
+            public Double headroom() {
+                return 0.42;
+            }
+        };
+        RunResult r = new BenchmarkLoop(engine, clock, probe, heat, stages::add).run(runDir, out, device);
+        exportForHost(out, runDir.getFileName().toString());
+        return r;
+    }
+
+    /** Copy the written result where the Python test (tests/android_app) parses it with the host parser. */
+    private static void exportForHost(Path out, String name) throws IOException {
+        String target = System.getProperty("edgekit.results.out");
+        if (target != null) {
+            Path dir = Paths.get(target);
+            Files.createDirectories(dir);
+            Files.copy(out.resolve("result.json"), dir.resolve(name + ".result.json"),
+                    java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
+    @Test
+    public void timesRunsAndSavesParityOutputs() throws Exception {
+        Path dir = runDir("ok-run", config("ok-run", "cpu", 8, 3), 3, 48);
+        Path out = tmp.newFolder("out-ok").toPath();
+        FakeEngine engine = new FakeEngine();
+        RunResult r = run(engine, dir, out);
+        assertEquals("ok", r.status);
+        assertEquals(8, r.timingsMs.length);
+        assertEquals(7.5, r.loadMs, 1e-9);
+        assertEquals(3 + 2 + 8, engine.runs); // parity inputs, warmup, timed
+        assertTrue(engine.closed);
+        for (double t : r.timingsMs) {
+            assertTrue(t >= 1.0 && t <= 1.75);
+        }
+        assertEquals(3, r.outputs.size());
+        assertEquals("out_002_0.bin", r.outputs.get(2).file);
+        float[] sum2 = TensorFiles.floats(ByteBuffer.wrap(Files.readAllBytes(out.resolve("out_002_0.bin"))));
+        float expected = 0;
+        for (int j = 0; j < 12; j++) {
+            expected += 2 + j * 0.5f;
+        }
+        assertEquals(expected, sum2[0], 1e-5);
+        assertEquals(List.of("load", "parity", "warmup", "timed", "done"), stages);
+        RunResult parsed = RunResult.parse(new String(Files.readAllBytes(out.resolve("result.json")),
+                StandardCharsets.UTF_8));
+        assertArrayEquals(r.timingsMs, parsed.timingsMs, 0.0);
+        assertEquals(3, parsed.memory.size());
+        assertEquals(Long.valueOf(900), parsed.memory.get("after_runs").pssTotalKb);
+        assertEquals(0, r.thermal.get("before"));
+        assertEquals(1, r.thermal.get("after"));
+        assertEquals(0.42, (Double) r.thermal.get("headroom_after"), 0.0);
+        try (Stream<Path> files = Files.list(out)) {
+            assertFalse("no temp files left", files.anyMatch(p -> p.getFileName().toString().endsWith(".tmp")));
+        }
+    }
+
+    @Test
+    public void acceleratorFallbackIsRecorded() throws Exception {
+        Path dir = runDir("gpu-run", config("gpu-run", "gpu", 3, 1), 1, 48);
+        FakeEngine engine = new FakeEngine();
+        engine.fallbackReason = "GPU accelerator unavailable";
+        RunResult r = run(engine, dir, tmp.newFolder("out-gpu").toPath());
+        assertEquals("gpu", r.acceleratorRequested);
+        assertEquals("cpu", r.acceleratorUsed);
+        assertEquals("GPU accelerator unavailable", r.fallbackReason);
+    }
+
+    @Test
+    public void modelLoadErrorIsAResultNotACrash() throws Exception {
+        Path dir = runDir("load-fail", config("load-fail", "cpu", 3, 1), 1, 48);
+        FakeEngine engine = new FakeEngine();
+        engine.failLoad = "Failed to build model";
+        RunResult r = run(engine, dir, tmp.newFolder("out-load").toPath());
+        assertEquals("error", r.status);
+        assertEquals("model_load", r.errorKind);
+        assertEquals(0, r.timingsMs.length);
+        assertTrue(engine.closed);
+    }
+
+    @Test
+    public void wrongTensorSizeIsRefused() throws Exception {
+        Path dir = runDir("short-input", config("short-input", "cpu", 3, 1), 1, 40);
+        RunResult r = run(new FakeEngine(), dir, tmp.newFolder("out-short").toPath());
+        assertEquals("bad_config", r.errorKind);
+        assertTrue(r.errorMessage, r.errorMessage.contains("40 bytes, expected 48"));
+    }
+
+    @Test
+    public void inputThatDoesNotFitTheModel() throws Exception {
+        Path dir = runDir("mismatch", config("mismatch", "cpu", 3, 1), 1, 48);
+        FakeEngine engine = new FakeEngine();
+        engine.inputDtype = "int8";
+        RunResult r = run(engine, dir, tmp.newFolder("out-mismatch").toPath());
+        assertEquals("input_mismatch", r.errorKind);
+        assertTrue(r.memory.containsKey("after_load"));
+    }
+
+    @Test
+    public void outOfMemoryIsReported() throws Exception {
+        Path dir = runDir("oom", config("oom", "cpu", 3, 1), 1, 48);
+        FakeEngine engine = new FakeEngine();
+        engine.oom = true;
+        RunResult r = run(engine, dir, tmp.newFolder("out-oom").toPath());
+        assertEquals("out_of_memory", r.errorKind);
+    }
+
+    @Test
+    public void badConfigStillWritesAResult() throws Exception {
+        Path dir = runDir("bad-config", "{\"schema\":\"nope\"}", 0, 0);
+        Path out = tmp.newFolder("out-bad").toPath();
+        RunResult r = run(new FakeEngine(), dir, out);
+        assertEquals("bad_config", r.errorKind);
+        assertNull(r.acceleratorUsed);
+        assertTrue(Files.exists(out.resolve("result.json")));
+    }
+
+    @Test
+    public void atomicWriteReplacesWholeFiles() throws Exception {
+        Path target = tmp.getRoot().toPath().resolve("x.json");
+        AtomicFiles.write(target, "first".getBytes(StandardCharsets.UTF_8));
+        AtomicFiles.write(target, "second".getBytes(StandardCharsets.UTF_8));
+        assertEquals("second", new String(Files.readAllBytes(target), StandardCharsets.UTF_8));
+        try (Stream<Path> files = Files.list(tmp.getRoot().toPath())) {
+            assertEquals(0, files.filter(p -> p.getFileName().toString().startsWith(".x.json")).count());
+        }
+    }
+}

@@ -1,0 +1,56 @@
+package dev.edgekit.bench.core;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.List;
+
+/** An engine that sums its float32 input into one float32 output, with injectable failures. */
+final class FakeEngine implements Engine {
+    int[] inputShape = {1, 2, 2, 3};
+    String inputDtype = "float32";
+    String failLoad;
+    boolean oom;
+    String acceleratorUsed = "cpu";
+    String fallbackReason;
+    int runs;
+    boolean closed;
+    FakeClock clock;
+
+    @Override
+    public Loaded load(Path model, RunConfig config) throws EngineException {
+        if (failLoad != null) {
+            throw new EngineException("model_load", failLoad);
+        }
+        if (clock != null) {
+            clock.advanceMs(7.5);
+        }
+        return new Loaded(config.engine, acceleratorUsed, Collections.singletonList("cpu"), fallbackReason);
+    }
+
+    @Override
+    public TensorSpec inputSpec(String file) throws ProtocolException {
+        return new TensorSpec(file, inputDtype, inputShape);
+    }
+
+    @Override
+    public List<Output> run(byte[] input) {
+        if (oom) {
+            throw new OutOfMemoryError("fake engine ran out of memory");
+        }
+        runs++;
+        if (clock != null) {
+            clock.advanceMs(1.0 + (runs % 4) * 0.25);
+        }
+        float sum = 0;
+        for (float f : TensorFiles.floats(ByteBuffer.wrap(input))) {
+            sum += f;
+        }
+        return Collections.singletonList(new Output("float32", new int[] {1, 1}, TensorFiles.encodeFloats(new float[] {sum})));
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+    }
+}
