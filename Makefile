@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/edgekit export $(DEMO)/sample_detector.pt2 --fp16 --int8 --int8-dynamic --onnx \
 		--calib $(DEMO)/data --mean 0.5 --std 0.5 -o $(DEMO)/export
 	$(VENV)/bin/edgekit bench $(DEMO)/export --device emulator --runs 30 --warmup 5 -o $(DEMO)/bench
+	$(VENV)/bin/edgekit eval $(DEMO)/export --data $(DEMO)/data -o $(DEMO)/report
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edgekit exporters device tests benchmarks

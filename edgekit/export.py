@@ -219,6 +219,7 @@ def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
             "sha256": loaded.sha256,
             "kind": loaded.kind,
             "arch": spec.source.arch,
+            "arch_kwargs": spec.source.arch_kwargs,
             "notes": loaded.notes,
         },
         input={

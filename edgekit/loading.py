@@ -199,7 +199,7 @@ def load_model(source: ModelSource) -> LoadedModel:
                 f"{path} is not a readable torch.export (.pt2) archive ({type(exc).__name__}); "
                 "re-save it with torch.export.save"
             ) from exc
-        return LoadedModel(ep.module(), "pt2", str(path), digest, _pt2_input_shape(ep), notes)
+        return LoadedModel(ep.module(), "pt2", str(path.resolve()), digest, _pt2_input_shape(ep), notes)
 
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -217,14 +217,14 @@ def load_model(source: ModelSource) -> LoadedModel:
             f"{path} is not a readable PyTorch file ({type(exc).__name__}); check it is not truncated"
         ) from exc
     if isinstance(obj, torch.nn.Module):  # only reachable through allowlisted globals
-        return LoadedModel(_prepare(obj, notes), "module", str(path), digest, None, notes)
+        return LoadedModel(_prepare(obj, notes), "module", str(path.resolve()), digest, None, notes)
     if source.arch is None:
         raise ModelLoadError(
             f"{path} is a state dict or checkpoint; pass --arch module.path:factory that builds the model"
         )
     module = _build_from_arch(source)
     _load_state_dict_into(module, unwrap_state_dict(obj), str(path))
-    return LoadedModel(_prepare(module, notes), "state_dict", str(path), digest, None, notes)
+    return LoadedModel(_prepare(module, notes), "state_dict", str(path.resolve()), digest, None, notes)
 
 
 def _load_pickle(path: Path, digest: str, notes: list[str]) -> LoadedModel:
@@ -237,4 +237,4 @@ def _load_pickle(path: Path, digest: str, notes: list[str]) -> LoadedModel:
     if not isinstance(obj, torch.nn.Module):
         raise ModelLoadError(f"{path} unpickled to {type(obj).__name__}, not an nn.Module")
     notes.append("loaded a pickled nn.Module (--trust-pickle)")
-    return LoadedModel(_prepare(obj, notes), "pickle", str(path), digest, None, notes)
+    return LoadedModel(_prepare(obj, notes), "pickle", str(path.resolve()), digest, None, notes)

@@ -1,0 +1,94 @@
+"""`edgekit eval` and `edgekit report`: detector metrics for every variant and the compression report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgekit.cli.app import UI, run_guarded
+
+
+def evaluate(
+    export_dir: Path = typer.Argument(..., help="The export folder (manifest.json)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Folder with real/ and fake/ (fake/<method>/ ok), or a CSV/JSON of path,label."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: EXPORT_DIR/report)."),
+    videos: bool = typer.Option(
+        False, "--videos", help="Report video-level metrics (videos are always decoded)."
+    ),
+    frames: int = typer.Option(16, "--frames", help="Frames sampled evenly per video."),
+    video_agg: str = typer.Option(
+        "mean", "--video-agg", help="Video score: mean, median or max of its frames."
+    ),
+    threshold: str = typer.Option(
+        "0.5", "--threshold", help="Decision threshold, or 'eer' (the baseline's EER threshold)."
+    ),
+    tolerance: float = typer.Option(0.01, "--tolerance", help="AUC change still called Stable."),
+    top_k: int = typer.Option(5, "--top-k", help="Heatmaps per category (TP, FN, FP, TN) and variant."),
+    grid: int = typer.Option(8, "--grid", help="Occlusion grid (grid^2 + 1 inferences per heatmap)."),
+    no_heatmaps: bool = typer.Option(False, "--no-heatmaps", help="Skip the visual analysis."),
+    variants: str | None = typer.Option(None, "--variants", help="Only these variants (comma-separated)."),
+    trust_pickle: bool = typer.Option(
+        False, "--trust-pickle", help="Allow unpickling the baseline model file."
+    ),
+) -> None:
+    """Score labelled images/videos with PyTorch and every variant; write scores, metrics and the report."""
+    from edgekit.evaluate import EvalSpec
+    from edgekit.evaluate import evaluate as run_eval
+
+    ui = UI.current()
+    del videos  # video-level metrics appear whenever the data holds videos
+
+    def build() -> EvalSpec:
+        return EvalSpec(
+            export_dir=export_dir, data=data, out_dir=out or export_dir / "report", frames=frames,
+            video_agg=video_agg, threshold=threshold, tolerance=tolerance, top_k=top_k,
+            variants=tuple(v.strip() for v in variants.split(",")) if variants else None,
+            trust_pickle=trust_pickle, heatmaps=not no_heatmaps, grid=grid,
+        )  # fmt: skip
+
+    spec = run_guarded(ui, build)
+    with ui.err.status("evaluating") as status:
+        folder = run_guarded(ui, lambda: run_eval(spec, status.update))
+    _summary(ui, folder)
+
+
+def report(folder: Path = typer.Argument(..., help="A folder written by 'edgekit eval'.")) -> None:
+    """Re-render the report from saved scores (no inference)."""
+    from edgekit.report import render
+
+    ui = UI.current()
+    run_guarded(ui, lambda: render(folder))
+    _summary(ui, folder)
+
+
+def _summary(ui: UI, folder: Path) -> None:
+    import json
+
+    from rich.table import Table
+
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    table = Table(title=f"edgekit eval (threshold {metrics['threshold']:.4f})", title_justify="left")
+    for col in ("variant", "AUC", "diff", "status", "accuracy", "F1", "flips"):
+        table.add_column(col, no_wrap=True)
+    for name, v in metrics["variants"].items():
+        f = v["frame"]
+        table.add_row(
+            name, "n/a" if f["auc"] is None else f"{f['auc']:.4f}",
+            "n/a" if v["auc_diff"] is None else f"{v['auc_diff']:+.4f}", v["status"],
+            f"{f['accuracy']:.4f}", "n/a" if f["f1"] is None else f"{f['f1']:.4f}", str(v["flips_vs_baseline"]),
+        )  # fmt: skip
+    ui.err.print(table)
+    if metrics.get("single_class"):
+        ui.err.print(
+            "[yellow]the data holds a single class: AUC, AP and EER are undefined; the rest is reported[/]"
+        )
+    ui.err.print(f"report: {folder / 'report.html'} and {folder / 'report.md'}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the app."""
+    app.command("eval")(evaluate)
+    app.command("report")(report)

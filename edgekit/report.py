@@ -1,0 +1,324 @@
+"""The compression report: metrics from saved scores, plots, ``report.md`` and a self-contained
+``report.html`` (images embedded, no network). `edgekit report DIR` re-renders without inference.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit._io import atomic_write_bytes, atomic_write_text
+from edgekit.errors import UsageError
+from edgekit.metrics import aggregate_videos, binary_metrics, status
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def _fmt(v: Any, spec: str = ".4f") -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+def compute(out_dir: Path) -> dict[str, Any]:
+    """metrics.json content: per variant frame/video/per-method metrics and the baseline comparison."""
+    from edgekit.evaluate import EVAL_JSON, SCORES, read_scores
+
+    out_dir = Path(out_dir)
+    try:
+        meta = json.loads((out_dir / EVAL_JSON).read_text(encoding="utf-8"))
+        rows, names = read_scores(out_dir / SCORES)
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"{out_dir} has no readable {EVAL_JSON}/{SCORES}; run 'edgekit eval' first ({exc})"
+        ) from exc
+    if meta.get("schema") != "edgekit.eval" or meta.get("schema_version") != 1:
+        raise UsageError(f"{out_dir / EVAL_JSON} is from another edgekit version; re-run 'edgekit eval'")
+    labels = np.array([int(r["label"]) for r in rows])
+    videos = [r["video"] for r in rows]
+    methods = [r["method"] for r in rows]
+    thr = float(meta["threshold"])
+    base = np.array([float(r[meta["baseline"]]) for r in rows])
+    result: dict[str, Any] = {"threshold": thr, "variants": {}}
+    base_auc = None
+    for name in names:
+        s = np.array([float(r[name]) for r in rows])
+        frame = binary_metrics(labels, s, thr)
+        entry: dict[str, Any] = {"frame": frame}
+        if meta.get("videos"):
+            _, vl, vs = aggregate_videos(videos, labels.tolist(), s, meta["spec"]["video_agg"])
+            entry["video"] = binary_metrics(vl, vs, thr)
+        fake_methods = sorted({m for m, y in zip(methods, labels, strict=True) if y == 1 and m != "fake"})
+        entry["per_method"] = {}
+        for m in fake_methods:
+            keep = np.array([(y == 0) or (mm == m) for mm, y in zip(methods, labels, strict=True)])
+            entry["per_method"][m] = binary_metrics(labels[keep], s[keep], thr)
+        if name == meta["baseline"]:
+            base_auc = frame["auc"]
+        entry["flips_vs_baseline"] = int(np.sum((s >= thr) != (base >= thr)))
+        result["variants"][name] = entry
+    for entry in result["variants"].values():
+        auc = entry["frame"]["auc"]
+        diff = None if auc is None or base_auc is None else auc - base_auc
+        entry["auc_diff"] = diff
+        entry["status"] = status(diff, meta["spec"]["tolerance"])
+    result["single_class"] = len(set(labels.tolist())) < 2
+    return result
+
+
+def _plots(out: Path, meta: dict[str, Any], metrics: dict[str, Any]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
+
+    from edgekit.evaluate import SCORES, read_scores
+
+    rows, names = read_scores(out / SCORES)
+    labels = np.array([int(r["label"]) for r in rows])
+    scores = {n: np.array([float(r[n]) for r in rows]) for n in names}
+    both = not metrics["single_class"]
+    files: dict[str, str] = {}
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+
+    def save(fig: Any, name: str) -> None:
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        atomic_write_bytes(plots / name, buf.getvalue())
+        files[name.removesuffix(".png")] = f"plots/{name}"
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for n in names:
+        size, auc = meta["size_bytes"].get(n), metrics["variants"][n]["frame"]["auc"]
+        if size and auc is not None:
+            ax.scatter(size / 1e6, auc)
+            ax.annotate(n, (size / 1e6, auc), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("size (MB, from the files)")
+    ax.set_ylabel("AUC")
+    ax.set_title("Size vs AUC")
+    save(fig, "size_vs_auc.png")
+    if both:
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for n in names:
+            fpr, tpr, _ = roc_curve(labels, scores[n])
+            ax.plot(fpr, tpr, label=f"{n} ({metrics['variants'][n]['frame']['auc']:.4f})", lw=1)
+        ax.plot([0, 1], [0, 1], "k:", lw=0.5)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title("ROC")
+        ax.legend(fontsize=7)
+        save(fig, "roc.png")
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for n in names:
+            p, r, _ = precision_recall_curve(labels, scores[n])
+            ax.plot(r, p, label=f"{n} (AP {metrics['variants'][n]['frame']['ap']:.4f})", lw=1)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title("Precision-recall")
+        ax.legend(fontsize=7)
+        save(fig, "pr.png")
+    cols = min(4, len(names))
+    rws = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rws, cols, figsize=(3.2 * cols, 2.6 * rws), squeeze=False)
+    for ax, n in zip(axes.ravel(), names, strict=False):
+        ax.hist(scores[n][labels == 0], bins=30, range=(0, 1), alpha=0.6, label="real")
+        ax.hist(scores[n][labels == 1], bins=30, range=(0, 1), alpha=0.6, label="fake")
+        ax.axvline(metrics["threshold"], color="k", lw=0.8)
+        ax.set_title(n, fontsize=8)
+    for ax in axes.ravel()[len(names) :]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Score distributions (real vs fake)")
+    save(fig, "score_distributions.png")
+    fig, axes = plt.subplots(rws, cols, figsize=(2.6 * cols, 2.4 * rws), squeeze=False)
+    for ax, n in zip(axes.ravel(), names, strict=False):
+        cm = confusion_matrix(labels, (scores[n] >= metrics["threshold"]).astype(int), labels=[0, 1])
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=9)
+        ax.set_xticks([0, 1], ["real", "fake"])
+        ax.set_yticks([0, 1], ["real", "fake"])
+        ax.set_title(n, fontsize=8)
+    for ax in axes.ravel()[len(names) :]:
+        ax.axis("off")
+    fig.suptitle("Confusion matrices (rows: truth, columns: prediction)")
+    save(fig, "confusion.png")
+    return files
+
+
+def _sections(meta: dict[str, Any], m: dict[str, Any], plots: dict[str, str]) -> list[tuple[str, list[Any]]]:
+    names = meta["variants"]
+    base = meta["baseline"]
+    base_size = meta["size_bytes"].get(base)
+    v = m["variants"]
+    perf = (
+        ["Model", "Format", "Precision", "Size (MB)", "Reduction", "AUC", "Diff", "Status"],
+        [[n, meta["format"].get(n, "?"), meta["precision"].get(n, "?"),
+          _fmt(meta["size_bytes"][n] / 1e6, ".2f") if meta["size_bytes"].get(n) else "n/a",
+          f"{base_size / meta['size_bytes'][n]:.2f}x" if base_size and meta["size_bytes"].get(n) else "n/a",
+          _fmt(v[n]["frame"]["auc"]), _fmt(v[n]["auc_diff"], "+.4f"), v[n]["status"]] for n in names],
+    )  # fmt: skip
+    aucs = {n: v[n]["frame"]["auc"] for n in names if v[n]["frame"]["auc"] is not None}
+    insights: list[str] = []
+    if aucs:
+        best = max(aucs, key=lambda n: aucs[n])
+        insights.append(f"Highest AUC: {best} ({aucs[best]:.4f}).")
+        stable = [n for n in names if v[n]["status"] == "Stable" and meta["size_bytes"].get(n)]
+        if stable:
+            small = min(stable, key=lambda n: meta["size_bytes"][n])
+            insights.append(f"Best compression within {meta['spec']['tolerance']} AUC of the baseline: {small} "
+                            f"({meta['size_bytes'][small] / 1e6:.2f} MB).")  # fmt: skip
+        worst = min(aucs, key=lambda n: aucs[n] - aucs.get(base, aucs[n]))
+        insights.append(f"Largest drop: {worst} ({_fmt(v[worst]['auc_diff'], '+.4f')} AUC).")
+    else:
+        insights.append(
+            "AUC is undefined: the data holds a single class; the other metrics are still reported."
+        )
+    fastest = max(meta["images_per_s"], key=lambda n: meta["images_per_s"][n])
+    insights.append(
+        f"Fastest on this host: {fastest} ({meta['images_per_s'][fastest]:.0f} images/s; host CPU, not a phone)."
+    )
+    quality = (
+        ["Model", "Samples", "TP", "TN", "FP", "FN", "Precision", "Recall", "F1", "Accuracy", "Real acc", "Fake acc",
+         "AP", "EER", "TPR@1%FPR", "TPR@5%FPR", "Log loss", "Flips vs baseline"],
+        [[n, str(f["samples"]), str(f["tp"]), str(f["tn"]), str(f["fp"]), str(f["fn"]), _fmt(f["precision"]),
+          _fmt(f["recall"]), _fmt(f["f1"]), _fmt(f["accuracy"]), _fmt(f["real_accuracy"]), _fmt(f["fake_accuracy"]),
+          _fmt(f["ap"]), _fmt(f["eer"]), _fmt(f["tpr_at_fpr_1pct"]), _fmt(f["tpr_at_fpr_5pct"]), _fmt(f["log_loss"]),
+          str(v[n]["flips_vs_baseline"])] for n in names for f in [v[n]["frame"]]],
+    )  # fmt: skip
+    sections: list[tuple[str, list[Any]]] = [
+        ("1. Performance summary", [perf]),
+        ("2. Key insights", ["\n".join(f"- {i}" for i in insights)]),
+        (f"3. Classification quality (frame level, threshold {m['threshold']:.4f})", [quality]),
+    ]
+    if any("video" in v[n] for n in names):
+        video = (["Model", "Videos", "AUC", "AP", "Accuracy", "EER", "F1"],
+                 [[n, str(v[n]["video"]["samples"]), _fmt(v[n]["video"]["auc"]), _fmt(v[n]["video"]["ap"]),
+                   _fmt(v[n]["video"]["accuracy"]), _fmt(v[n]["video"]["eer"]), _fmt(v[n]["video"]["f1"])]
+                  for n in names])  # fmt: skip
+        sections.append(
+            (f"3b. Video level ({meta['spec']['video_agg']} of {meta['spec']['frames']} frames)", [video])
+        )
+    methods = sorted({k for n in names for k in v[n]["per_method"]})
+    if methods:
+        per = (["Model", *[f"AUC {k}" for k in methods]],
+               [[n, *[_fmt(v[n]["per_method"].get(k, {}).get("auc")) for k in methods]] for n in names])  # fmt: skip
+        sections.append(("3c. Per manipulation method (all real samples + that method's fakes)", [per]))
+    sections.append(
+        (
+            "4. Plots",
+            [
+                ("img", plots[k], k)
+                for k in ("size_vs_auc", "roc", "pr", "score_distributions", "confusion")
+                if k in plots
+            ],
+        )
+    )
+    visual: list[Any] = []
+    drift = meta.get("heatmap_drift_iou") or {}
+    if drift:
+        visual.append((["Model", "Heatmap", "Drift vs baseline (IoU of top 10% pixels, occlusion)"],
+                       [[n, meta["heatmap_method"][n], _fmt(drift.get(n), ".3f")] for n in names]))  # fmt: skip
+    for n in names:
+        entries = meta.get("heatmaps", {}).get(n, [])
+        if entries:
+            visual.append(f"**{n}** ({meta['heatmap_method'][n]})")
+            visual.append(("gallery", entries))
+    if not visual:
+        visual.append("Heatmaps were not computed (--no-heatmaps or --top-k 0).")
+    sections.append(
+        ("5. Visual analysis: top true positives, false negatives, false positives, true negatives", visual)
+    )
+    if meta.get("skipped"):
+        sections.append(("Skipped files", ["\n".join(f"- {a}: {b}" for a, b in meta["skipped"])]))
+    return sections
+
+
+def _md(title: str, sections: list[tuple[str, list[Any]]]) -> str:
+    lines = [f"# {title}", ""]
+    for head, blocks in sections:
+        lines += [f"## {head}", ""]
+        for b in blocks:
+            if isinstance(b, str):
+                lines += [b, ""]
+            elif b[0] == "img":
+                lines += [f"![{b[2]}]({b[1]})", ""]
+            elif b[0] == "gallery":
+                lines += ["| category | sample | score | heatmap |", "|---|---|---|---|"]
+                lines += [
+                    f"| {e['category']} | {e['sample']} | {e['score']:.4f} | ![]({e['file']}) |" for e in b[1]
+                ]
+                lines.append("")
+            else:
+                header, rows = b
+                lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                lines += ["| " + " | ".join(r) + " |" for r in rows]
+                lines.append("")
+    return "\n".join(lines)
+
+
+def _img(out: Path, rel: str) -> str:
+    data = base64.b64encode((out / rel).read_bytes()).decode("ascii")
+    return f"data:image/png;base64,{data}"
+
+
+def _html(out: Path, title: str, sections: list[tuple[str, list[Any]]]) -> str:
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{e(title)}</title><style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}"
+        "th{background:#f0f0f0}.gallery{display:flex;flex-wrap:wrap;gap:8px}.gallery figure{margin:0;font-size:11px}"
+        "</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+    ]
+    for head, blocks in sections:
+        parts.append(f"<h2>{e(head)}</h2>")
+        for b in blocks:
+            if isinstance(b, str):
+                items = [ln[2:] for ln in b.splitlines() if ln.startswith("- ")]
+                if items:
+                    parts.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>")
+                else:
+                    parts.append(f"<p>{e(b.replace('**', ''))}</p>")
+            elif b[0] == "img":
+                parts.append(f"<img alt='{e(b[2])}' src='{_img(out, b[1])}' style='max-width:100%'>")
+            elif b[0] == "gallery":
+                figs = [f"<figure><img alt='{e(x['category'])}' src='{_img(out, x['file'])}' width='192'><figcaption>"
+                        f"{e(x['category'])} {x['score']:.3f}<br>{e(x['sample'])}</figcaption></figure>" for x in b[1]]  # fmt: skip
+                parts.append("<div class='gallery'>" + "".join(figs) + "</div>")
+            else:
+                header, rows = b
+                parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+                parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
+                parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render(out_dir: Path) -> dict[str, Path]:
+    """Compute metrics from saved scores and write metrics.json, plots, report.md and report.html."""
+    from edgekit.evaluate import EVAL_JSON
+
+    out = Path(out_dir)
+    metrics = compute(out)
+    meta = json.loads((out / EVAL_JSON).read_text(encoding="utf-8"))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    plots = _plots(out, meta, metrics)
+    title = f"edgekit compression report: {meta['model']}"
+    sections = _sections(meta, metrics, plots)
+    atomic_write_text(out / "report.md", _md(title, sections))
+    atomic_write_text(out / "report.html", _html(out, title, sections))
+    return {"md": out / "report.md", "html": out / "report.html", "metrics": out / "metrics.json"}
