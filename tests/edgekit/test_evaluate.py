@@ -142,3 +142,37 @@ def test_bad_options_and_other_schema(report_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "re-run 'edgekit eval'" in result.output
     result = CliRunner().invoke(app, ["eval", str(tmp_path / "nope"), "--data", str(tmp_path)])
     assert result.exit_code == 2 and "no manifest" in result.output
+
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def test_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    import numpy as np
+    from PIL import Image
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must render the report in Debian's chromium (apt-get install chromium)")
+        pytest.skip("Debian's chromium is not installed")
+    url = (report_dir / "report.html").resolve().as_uri()
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert dom.returncode == 0, dom.stderr[-1000:]
+    assert dom.stdout.count("<table") >= 4 and dom.stdout.count("<img") >= 9
+    assert "Performance summary" in dom.stdout
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, "--window-size=1200,2400", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120, check=False)  # fmt: skip
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
+    assert colours > 500  # plots and heatmaps were drawn, not just text on white
