@@ -60,6 +60,13 @@ def _optional(d: dict[str, Any], key: str, kind: type, default: Any, where: str)
     return _require(d, key, kind, where) if key in d else default
 
 
+def _load(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError(f"{where}: not valid JSON ({exc})") from exc
+
+
 def _check_schema(d: Any, schema: str, where: str) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise ProtocolError(f"{where}: not a JSON object")
@@ -168,12 +175,8 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         """Parse and validate ``config.json`` text."""
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise ProtocolError(f"config.json: not valid JSON ({exc})") from exc
-        d = _check_schema(raw, CONFIG_SCHEMA, "config.json")
         where = "config.json"
+        d = _check_schema(_load(text, where), CONFIG_SCHEMA, where)
         inputs = _require(d, "inputs", list, where)
         return cls(
             run_id=_require(d, "run_id", str, where),
@@ -247,12 +250,8 @@ class RunResult:
     @classmethod
     def from_json(cls, text: str) -> RunResult:
         """Parse and validate ``result.json`` text."""
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise ProtocolError(f"result.json: not valid JSON ({exc})") from exc
         where = "result.json"
-        d = _check_schema(raw, RESULT_SCHEMA, where)
+        d = _check_schema(_load(text, where), RESULT_SCHEMA, where)
         status = _require(d, "status", str, where)
         if status not in ("ok", "error"):
             raise ProtocolError(f"{where}: status {status!r} must be 'ok' or 'error'")

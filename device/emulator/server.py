@@ -38,6 +38,17 @@ class Channel(Protocol):
         """Send bytes to the host."""
 
 
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """Exactly ``n`` bytes from ``sock``; _Closed when the peer hangs up first."""
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise _Closed
+        buf += chunk
+    return buf
+
+
 def _fail(ch: Channel, msg: str) -> None:
     ch.send(b"FAIL" + _block(msg))
 
@@ -164,13 +175,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def read(self, n: int) -> bytes:
         """Exactly ``n`` bytes from the client (raises _Closed at EOF)."""
-        buf = b""
-        while len(buf) < n:
-            chunk = self.request.recv(n - len(buf))
-            if not chunk:
-                raise _Closed
-            buf += chunk
-        return buf
+        return recv_exact(self.request, n)
 
     def send(self, data: bytes) -> None:
         """Send bytes to the client."""

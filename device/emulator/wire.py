@@ -17,7 +17,7 @@ import socket
 import struct
 import threading
 
-from edgekit.device.emulator.server import FEATURES, _Closed, serve_device_service
+from edgekit.device.emulator.server import FEATURES, _Closed, recv_exact, serve_device_service
 from edgekit.device.emulator.vdevice import VirtualDevice
 
 A_CNXN = 0x4E584E43
@@ -94,13 +94,7 @@ class _Connection:
             self.sock.sendall(data)
 
     def _read(self, n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise _Closed
-            buf += chunk
-        return buf
+        return recv_exact(self.sock, n)
 
     def serve(self) -> None:
         try:
