@@ -48,5 +48,10 @@ pytest: $(STAMP)
 
 test: lint typecheck javatest pytest
 
+# The quick benchmark (a few minutes); `python benchmarks/run.py` is the full run whose
+# results live in benchmarks/results/.
+bench: $(STAMP)
+	$(PY) benchmarks/run.py --quick --out build/bench-quick
+
 clean:
 	rm -rf build $(DEMO) .pytest_cache .mypy_cache .ruff_cache

@@ -98,12 +98,11 @@ class _Connection:
 
     def serve(self) -> None:
         try:
-            while True:
-                command, arg0, arg1, length, _, _ = _HEADER.unpack(self._read(24))
-                data = self._read(length) if length else b""
-                self._dispatch(command, arg0, arg1, data)
-        except (_Closed, OSError):
-            pass
+            with contextlib.suppress(_Closed, OSError):  # the adb server hung up
+                while True:
+                    command, arg0, arg1, length, _, _ = _HEADER.unpack(self._read(24))
+                    data = self._read(length) if length else b""
+                    self._dispatch(command, arg0, arg1, data)
         finally:
             for s in list(self._streams.values()):
                 s.close_remote()

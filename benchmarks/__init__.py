@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of edgekit (not part of the installed package)."""
