@@ -520,11 +520,6 @@ def devices(address: str | None, emulator: bool = False) -> list[DeviceInfo]:
     return [adb.device(s).info() for s in usable]
 
 
-def load_cells(out_dir: Path) -> list[dict[str, Any]]:
-    """The cells recorded in ``out_dir`` (for re-rendering)."""
-    return read_cells(out_dir)
-
-
 def cell_json(cells: list[dict[str, Any]]) -> str:
     """Cells as JSON without the raw timings (they stay in bench.jsonl)."""
     return json.dumps([{k: v for k, v in c.items() if k != "timings_ms"} for c in cells], indent=2)

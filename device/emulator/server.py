@@ -293,12 +293,3 @@ class FakeAdbServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _selftest_connect(port: int) -> bool:
-    """True when something answers on the port (used by tests and `wait` loops)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
