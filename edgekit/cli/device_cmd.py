@@ -12,13 +12,14 @@ from edgekit.cli.app import UI, run_guarded
 from edgekit.errors import UsageError
 
 
-def _csv(text: str | None, cast: type = str) -> tuple[Any, ...] | None:
+def _csv(text: str | None, option: str, cast: type = str) -> tuple[Any, ...] | None:
     if text is None:
         return None
     try:
         return tuple(cast(p.strip()) for p in text.split(",") if p.strip())
     except ValueError:
-        raise UsageError(f"{text!r} must be a comma-separated list") from None
+        kind = "integers" if cast is int else "values"
+        raise UsageError(f"{option} {text!r} must be comma-separated {kind}, e.g. 1,4") from None
 
 
 def devices(
@@ -130,9 +131,9 @@ def bench(
     def build() -> BenchSpec:
         folder = out or (target / "bench" if target.is_dir() else Path("bench"))
         return BenchSpec(
-            target=target, out_dir=folder, device=device, adb=adb, accelerators=_csv(accelerator) or ("cpu",),
-            threads=_csv(threads, int), runs=runs, warmup=warmup, parity_samples=parity_samples,
-            variants=_csv(variants), resume=resume, apk=apk, cooldown=cooldown, timeout=timeout,
+            target=target, out_dir=folder, device=device, adb=adb, accelerators=_csv(accelerator, "--accelerator") or ("cpu",),
+            threads=_csv(threads, "--threads", int), runs=runs, warmup=warmup, parity_samples=parity_samples,
+            variants=_csv(variants, "--variants"), resume=resume, apk=apk, cooldown=cooldown, timeout=timeout,
             gpu_precision=gpu_precision,
         )  # fmt: skip
 
