@@ -62,6 +62,19 @@ def tiny_pt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def require_system_tool(missing: str | None) -> None:
+    """Stop a test that needs a Debian tool ``.ci/run`` installs (adb, chromium, junit4).
+
+    ``missing`` says what is absent (None: all there). In CI a missing tool is a failure,
+    never a skip; on a developer machine without it the test is skipped with that reason.
+    """
+    if missing is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must have it (.ci/run installs it): {missing}")
+    pytest.skip(missing)
+
+
 def npy_bytes(arr: np.ndarray) -> bytes:
     """Serialized .npy content of ``arr``."""
     buf = io.BytesIO()

@@ -3,7 +3,6 @@ writes is accepted by the Python host parser (edgekit.device.protocol)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.device.protocol import RunResult
+from tests.conftest import require_system_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "android_app" / "scripts" / "test-core.sh"
@@ -20,11 +20,11 @@ JARS = ("/usr/share/java/junit4.jar", "/usr/share/java/com.android.json.jar")
 @pytest.fixture(scope="module")
 def java_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = [j for j in JARS if not Path(j).exists()] + ([] if shutil.which("javac") else ["javac"])
-    if missing:
-        message = f"the Java core needs {', '.join(missing)} (apt-get install junit4 libandroid-json-java)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_system_tool(
+        f"the Java core needs {', '.join(missing)} (apt-get install junit4 libandroid-json-java)"
+        if missing
+        else None
+    )
     out = tmp_path_factory.mktemp("android-core")
     run = subprocess.run([str(SCRIPT), str(out)], capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

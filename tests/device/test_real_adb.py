@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_system_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -30,11 +32,7 @@ def _available() -> str | None:
 
 @pytest.mark.real_adb
 def test_real_adb_server_drives_the_emulated_device(tiny_export: Path, tmp_path: Path) -> None:
-    missing = _available()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the real-adb integration test: {missing}")
-        pytest.skip(missing)
+    require_system_tool(_available())
     result = subprocess.run(
         ["unshare", "-n", sys.executable, "-m", "tests.device.real_adb_scenario", str(tiny_export), str(tmp_path)],
         capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from edgekit.cli import app
 from edgekit.errors import UsageError
 from edgekit.evaluate import EvalSpec, evaluate
-from tests.conftest import write_images
+from tests.conftest import require_system_tool, write_images
 from tests.edgekit.test_evaldata import write_video
 
 
@@ -151,7 +151,6 @@ CHROMIUM_FLAGS = [
 
 
 def test_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
-    import os
     import shutil
     import subprocess
 
@@ -159,10 +158,8 @@ def test_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> 
     from PIL import Image
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must render the report in Debian's chromium (apt-get install chromium)")
-        pytest.skip("Debian's chromium is not installed")
+    require_system_tool(None if chromium else "Debian's chromium is not installed (apt-get install chromium)")
+    assert chromium is not None
     url = (report_dir / "report.html").resolve().as_uri()
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
     dom = subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", url],
