@@ -288,6 +288,12 @@ def _export_one(
     tol = spec.tolerances.get(info.precision, spec.tolerances["int8"])
     result = compare(reference, outputs, output, tol, spec.threshold)
     delegation = runner.delegation().to_dict() if hasattr(runner, "delegation") else None
+    sparsity = None
+    if info.format == "tflite":
+        from edgekit.exporters.sparsity import lint
+        from edgekit.exporters.tflite_graph import TFLiteGraph
+
+        sparsity = lint(TFLiteGraph(data)).to_dict()
     return VariantRecord(
         name=info.name,
         file=fname,
@@ -302,4 +308,5 @@ def _export_one(
         parity=result.to_dict(),
         auc=auc_or_none(fake_scores(outputs, output), parity.labels),
         delegation=delegation,
+        sparsity=sparsity,
     )

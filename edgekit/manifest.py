@@ -38,6 +38,7 @@ class VariantRecord:
     parity: dict[str, Any] | None = None
     auc: float | None = None
     delegation: dict[str, Any] | None = None
+    sparsity: dict[str, Any] | None = None
     error: str | None = None
 
     @property

@@ -195,3 +195,47 @@ def export_recipe(ctx: ExportContext) -> bytes:
     if not isinstance(recipe, list) or not all(isinstance(r, dict) and "regex" in r for r in recipe):
         raise UsageError(f"--recipe {ctx.recipe}: expected a JSON list of {{regex, operation, ...}} entries")
     return _quantize_with(ctx, float_tflite(ctx), recipe)
+
+
+def sparsify(ctx: ExportContext, base: bytes, label: str) -> bytes:
+    """Apply the sparse-region graph fixes and store pruned weights in CSR form (see sparsity.py)."""
+    from edgekit.exporters.sparsity import encode_sparse, fix_graph, isolate_dense_fc
+    from edgekit.exporters.tflite_graph import TFLiteGraph
+
+    graph = TFLiteGraph(base)
+    changes = fix_graph(graph)
+    encoded = encode_sparse(graph)
+    if not encoded:
+        raise ExportError(
+            f"{label}: no 1x1-conv or fully-connected weight is at least half zeros; "
+            "prune the model first (edgekit prune MODEL --sparsity 0.8)"
+        )
+    changes += isolate_dense_fc(graph)
+    saved = sum(e.dense_bytes - e.sparse_bytes for e in encoded)
+    ctx.log.append(
+        f"{label}: {len(encoded)} weights stored sparse (-{saved / 1e6:.2f} MB); " + "; ".join(changes)
+    )
+    return graph.to_bytes()
+
+
+@register("tflite_sparse_fp32", format="tflite", precision="fp32", suffix="sparse")
+def export_sparse_fp32(ctx: ExportContext) -> bytes:
+    """FP32 with pruned 1x1-conv/FC weights in sparse storage (XNNPACK sparse inference on ARM64)."""
+    return sparsify(ctx, float_tflite(ctx), "tflite_sparse_fp32")
+
+
+@register("tflite_sparse_fp16", format="tflite", precision="fp16", suffix="sparse16")
+def export_sparse_fp16(ctx: ExportContext) -> bytes:
+    """FP16 weight storage, sparse where pruned; computes in FP32 so the sparse path still applies."""
+    return sparsify(ctx, ctx.once("tflite_fp16", lambda: export_fp16(ctx)), "tflite_sparse_fp16")
+
+
+@register("tflite_sparse_int8w", format="tflite", precision="int8", suffix="sparse8w")
+def export_sparse_int8w(ctx: ExportContext) -> bytes:
+    """INT8 weight-only storage (dequantized to FP32 at load), sparse where pruned; FP32 compute."""
+    from ai_edge_quantizer import recipe
+
+    base = ctx.once(
+        "tflite_int8w", lambda: _quantize_with(ctx, float_tflite(ctx), recipe.weight_only_wi8_afp32())
+    )
+    return sparsify(ctx, base, "tflite_sparse_int8w")

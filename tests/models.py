@@ -58,3 +58,59 @@ def build_unconvertible() -> nn.Module:
 def not_a_module() -> int:
     """A factory that returns the wrong type."""
     return 3
+
+
+class _SEBlock(nn.Module):
+    """1x1 expand -> depthwise -> squeeze-excite (hardsigmoid) -> 1x1 project, residual when it fits."""
+
+    def __init__(self, cin: int, hidden: int, cout: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.expand = nn.Sequential(nn.Conv2d(cin, hidden, 1), nn.Hardswish())
+        self.dw = nn.Sequential(
+            nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden), nn.Hardswish()
+        )
+        self.se1 = nn.Conv2d(hidden, hidden // 4, 1)
+        self.se2 = nn.Conv2d(hidden // 4, hidden, 1)
+        self.project = nn.Conv2d(hidden, cout, 1)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dw(self.expand(x))
+        gate = nn.functional.hardsigmoid(self.se2(torch.relu(self.se1(y.mean((2, 3), keepdim=True)))))
+        y = self.project(y * gate)
+        return x + y if self.residual else y
+
+
+class SparseNet(nn.Module):
+    """A MobileNetV3-shaped net with every part XNNPACK's sparse region must handle (stem, SE, 5x5, FC head)."""
+
+    def __init__(self, width: int = 32, fc: int = 64) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1), nn.Hardswish())
+        self.blocks = nn.Sequential(
+            _SEBlock(width, 4 * width, width, 3, 1),
+            _SEBlock(width, 4 * width, 2 * width, 5, 2),
+            _SEBlock(2 * width, 4 * width, 2 * width, 3, 1),
+        )
+        self.neck = nn.Sequential(nn.Conv2d(2 * width, 4 * width, 1), nn.Hardswish())
+        self.fc = nn.Linear(4 * width, fc)
+        self.head = nn.Linear(fc, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.neck(self.blocks(self.stem(x))).mean((2, 3))
+        out: torch.Tensor = self.head(nn.functional.hardswish(self.fc(y)))
+        return out
+
+
+def build_sparse_net(sparsity: float = 0.0, prune_fc: bool = True, fc: int = 64, seed: int = 0) -> SparseNet:
+    """A deterministic SparseNet whose 1x1 convs (and FC, with ``prune_fc``) have ``sparsity`` zeros."""
+    torch.manual_seed(seed)
+    model = SparseNet(fc=fc).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            prunable = (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)) or (prune_fc and m is model.fc)
+            if prunable and sparsity > 0:
+                w = m.weight
+                k = round(sparsity * w.numel())
+                w.view(-1)[w.abs().flatten().argsort()[:k]] = 0.0
+    return model

@@ -100,9 +100,10 @@ def _root(
 
 
 def _register_commands() -> None:
-    from edgekit.cli import device_cmd, eval_cmd, export_cmd, sample_cmd
+    from edgekit.cli import compress_cmd, device_cmd, eval_cmd, export_cmd, sample_cmd
 
     export_cmd.register(app)
+    compress_cmd.register(app)
     sample_cmd.register(app)
     device_cmd.register(app)
     eval_cmd.register(app)

@@ -15,10 +15,10 @@ from edgekit.errors import UsageError
 
 if TYPE_CHECKING:
     from edgekit.manifest import Manifest
-    from edgekit.spec import ExportSpec, Tolerance
+    from edgekit.spec import ExportSpec, ModelSource, Tolerance
 
 
-def _parse_shape(text: str | None) -> tuple[int, ...] | None:
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
@@ -30,7 +30,7 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
     return dims
 
 
-def _parse_floats(text: str | None, name: str) -> tuple[float, float, float] | None:
+def parse_floats(text: str | None, name: str) -> tuple[float, float, float] | None:
     if text is None:
         return None
     try:
@@ -71,7 +71,13 @@ def _parse_tolerances(items: list[str]) -> dict[str, Tolerance]:
 
 
 def _variants(
-    fp16: bool, int8: bool, int8_dynamic: bool, int8_io: bool, onnx: bool, recipe: Path | None
+    fp16: bool,
+    int8: bool,
+    int8_dynamic: bool,
+    int8_io: bool,
+    onnx: bool,
+    recipe: Path | None,
+    sparse: bool = False,
 ) -> tuple[str, ...]:
     names = ["tflite_fp32"]
     if fp16:
@@ -84,6 +90,8 @@ def _variants(
         names.append("tflite_int8_dynamic")
     if recipe is not None:
         names.append("tflite_recipe")
+    if sparse:
+        names += ["tflite_sparse_fp32", "tflite_sparse_fp16", "tflite_sparse_int8w"]
     if onnx:
         names.append("onnx_fp32")
         if fp16:
@@ -93,39 +101,47 @@ def _variants(
     return tuple(names)
 
 
-def _build_spec(**kw: Any) -> ExportSpec:
-    from edgekit.spec import ExportSpec, Layout, ModelSource, OutputKind, OutputSpec
+def model_source(
+    model: Path | None, weights: Path | None, arch: str | None, arch_kwargs: str | None, trust_pickle: bool
+) -> ModelSource:
+    """The ModelSource of the shared MODEL/--weights/--arch/--arch-kwargs/--trust-pickle options."""
+    from edgekit.spec import ModelSource
 
-    model, weights = kw["model"], kw["weights"]
     if model is not None and weights is not None:
         raise UsageError("give the model either as MODEL or as --weights, not both")
     path = model or weights
-    if path is None and kw["arch"] is None:
+    if path is None and arch is None:
         raise UsageError("give a model file (MODEL or --weights) and/or --arch module:factory")
     try:
-        arch_kwargs = json.loads(kw["arch_kwargs"]) if kw["arch_kwargs"] else {}
+        kwargs = json.loads(arch_kwargs) if arch_kwargs else {}
     except ValueError as exc:
         raise UsageError(f"--arch-kwargs is not valid JSON: {exc}") from None
-    if not isinstance(arch_kwargs, dict):
+    if not isinstance(kwargs, dict):
         raise UsageError("--arch-kwargs must be a JSON object like '{\"num_classes\": 1}'")
+    return ModelSource(path=path, arch=arch, arch_kwargs=kwargs, trust_pickle=trust_pickle)
+
+
+def _build_spec(**kw: Any) -> ExportSpec:
+    from edgekit.spec import ExportSpec, Layout, OutputKind, OutputSpec
+
+    source = model_source(kw["model"], kw["weights"], kw["arch"], kw["arch_kwargs"], kw["trust_pickle"])
+    path = source.path
     try:
         layout, kind = Layout(kw["layout"].lower()), OutputKind(kw["output"].lower())
     except ValueError:
         raise UsageError("--layout must be nchw or nhwc and --output logits or probs") from None
-    shape = _parse_shape(kw["input_shape"])
+    shape = parse_shape(kw["input_shape"])
     return ExportSpec(
-        source=ModelSource(
-            path=path, arch=kw["arch"], arch_kwargs=arch_kwargs, trust_pickle=kw["trust_pickle"]
-        ),
+        source=source,
         out_dir=kw["out"],
         variants=_variants(
-            kw["fp16"], kw["int8"], kw["int8_dynamic"], kw["int8_io"], kw["onnx"], kw["recipe"]
+            kw["fp16"], kw["int8"], kw["int8_dynamic"], kw["int8_io"], kw["onnx"], kw["recipe"], kw["sparse"]
         ),
         input_shape=shape,
         layout=layout,
         output=OutputSpec(kind=kind),
-        mean=_parse_floats(kw["mean"], "--mean"),
-        std=_parse_floats(kw["std"], "--std"),
+        mean=parse_floats(kw["mean"], "--mean"),
+        std=parse_floats(kw["std"], "--std"),
         resize=kw["resize"],
         calib_dir=kw["calib"],
         calib_samples=kw["calib_samples"],
@@ -156,14 +172,16 @@ def _fmt(value: Any, spec: str) -> str:
 def summary_table(manifest: Manifest) -> Table:
     """The per-variant table: size, parity, delegation and verdict (reasons are listed below it)."""
     table = Table(title=f"edgekit export: {manifest.name}", title_justify="left")
-    for col in ("variant", "MB", "xFP32", "max diff", "flips", "SQNR", "AUC", "XNNPACK", "verdict"):
+    for col in ("variant", "MB", "xFP32", "max diff", "flips", "SQNR", "AUC", "XNNPACK", "sparse", "verdict"):
         table.add_column(
-            col, justify="left" if col in ("variant", "verdict", "XNNPACK") else "right", no_wrap=True
+            col,
+            justify="left" if col in ("variant", "verdict", "XNNPACK", "sparse") else "right",
+            no_wrap=True,
         )
     fp32 = next((v.size_bytes for v in manifest.variants if v.name == "tflite_fp32" and v.size_bytes), None)
     for v in manifest.variants:
         if v.status != "ok" or v.parity is None:
-            table.add_row(v.name, "-", "-", "-", "-", "-", "-", "-", "[red]failed[/]")
+            table.add_row(v.name, "-", "-", "-", "-", "-", "-", "-", "-", "[red]failed[/]")
             continue
         p = v.parity
         ratio = f"{v.size_bytes / fp32:.2f}" if fp32 and v.size_bytes else "-"
@@ -182,6 +200,7 @@ def summary_table(manifest: Manifest) -> Table:
             _fmt(p["sqnr_db"], ".1f"),
             _fmt(v.auc, ".4f"),
             deleg,
+            v.sparsity["verdict"] if v.sparsity else "-",
             "[green]pass[/]" if p["passed"] else "[red]FAIL[/]",
         )
     return table
@@ -200,6 +219,12 @@ def problem_lines(manifest: Manifest) -> list[str]:
             lines.append(
                 f"{v.name}: XNNPACK took {v.delegation['partitions']} partition(s); on plain CPU kernels: {ops or 'none'}"
             )
+        if v.sparsity and v.sparsity["sparse_tensors"] and v.sparsity["verdict"] != "eligible":
+            hint = "; ".join(v.sparsity["suggestions"])
+            lines.append(
+                f"{v.name}: not eligible for XNNPACK sparse inference: {v.sparsity['reason']}"
+                + (f" ({hint})" if hint else "")
+            )
     return lines
 
 
@@ -215,6 +240,11 @@ def export(
     ),
     int8_io: bool = typer.Option(
         False, "--int8-io", help="Add a static INT8 TFLite variant with int8 input/output."
+    ),
+    sparse: bool = typer.Option(
+        False,
+        "--sparse",
+        help="Add sparse-storage TFLite variants (FP32, FP16, INT8 weight-only) of a pruned model.",
     ),
     onnx: bool = typer.Option(False, "--onnx", help="Also export ONNX (FP32; FP16/INT8 with --fp16/--int8)."),
     recipe: Path | None = typer.Option(
