@@ -125,7 +125,10 @@ def find_layers(module: torch.nn.Module, input_shape: tuple[int, ...]) -> list[L
     """Every conv/linear weight of ``module``, found in its exported graph (works for .pt2 modules too)."""
     import torch
 
-    ep = torch.export.export(module, (torch.zeros(input_shape),), strict=False)
+    from edgekit._capture import captured_output
+
+    with captured_output():  # torch.export's deprecation chatter
+        ep = torch.export.export(module, (torch.zeros(input_shape),), strict=False)
     params = ep.graph_signature.inputs_to_parameters
     layers: list[Layer] = []
     for node in ep.graph.nodes:
@@ -207,8 +210,8 @@ def masks_for(module: torch.nn.Module, layers: list[Layer], sparsity: float, pat
     return {la.name: layer_mask(module.get_parameter(la.name), sparsity, pattern) for la in layers}
 
 
-def scores_of(module: torch.nn.Module, x: np.ndarray, kind: OutputKind, classes: int, batch: int = 64) -> np.ndarray:  # fmt: skip
-    """Fake-class scores (probabilities) for a batch of inputs."""
+def outputs_of(module: torch.nn.Module, x: np.ndarray, batch: int = 64) -> torch.Tensor:
+    """Raw model outputs (N, k) for a batch of inputs, without gradients."""
     import torch
 
     outs = []
@@ -217,7 +220,14 @@ def scores_of(module: torch.nn.Module, x: np.ndarray, kind: OutputKind, classes:
             y = module(torch.from_numpy(x[i : i + batch]))
             y = y[0] if isinstance(y, (tuple, list)) else y
             outs.append(y.reshape(len(y), -1).float())
-    out = torch.cat(outs)
+    return torch.cat(outs)
+
+
+def scores_of(module: torch.nn.Module, x: np.ndarray, kind: OutputKind, classes: int, batch: int = 64) -> np.ndarray:  # fmt: skip
+    """Fake-class scores (probabilities) for a batch of inputs."""
+    import torch
+
+    out = outputs_of(module, x, batch)
     if classes == 1:
         score = out[:, 0] if kind is OutputKind.PROBS else torch.sigmoid(out[:, 0])
     else:
@@ -384,7 +394,10 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None) -> PruneResult:
         per_layer.append(
             {"name": la.name, "kind": la.kind, "shape": list(la.shape), "sparsity": round(z / w.numel(), 4)}
         )
-    ep = torch.export.export(module, (torch.zeros(shape),), strict=False)
+    from edgekit._capture import captured_output
+
+    with captured_output():
+        ep = torch.export.export(module, (torch.zeros(shape),), strict=False)
     buf = io.BytesIO()
     torch.export.save(ep, buf)
     model_path = out_dir / f"{spec.name}.pt2"

@@ -80,9 +80,159 @@ def prune(
     )
 
 
+def _floats(text: str, name: str) -> tuple[float, ...]:
+    from edgekit.errors import UsageError
+
+    try:
+        return tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise UsageError(f"{name} {text!r} must be comma-separated numbers like 0.7,0.8,0.9") from None
+
+
+def sensitivity(
+    model: Path | None = typer.Argument(None, help=_MODEL_HELP),
+    calib: Path | None = typer.Option(
+        None, "--calib", help="Calibration images (default: the training split of --data)."
+    ),
+    data: Path | None = typer.Option(None, "--data", help=_DATA_HELP),
+    out: Path = typer.Option(Path("sensitivity"), "--out", "-o", help="Output folder (created)."),
+    samples: int = typer.Option(32, "--samples", help="Inputs per SQNR measurement."),
+    val_samples: int = typer.Option(200, "--val-samples", help="Validation samples for the pruning AUC."),
+    prune_ratio: float = typer.Option(0.8, "--prune-ratio", help="Zeros per layer in the pruning test."),
+    pattern: str = typer.Option("xnnpack", "--pattern", help="Which layers the pruning test covers."),
+    fallback: int = typer.Option(2, "--fallback", help="Most sensitive ops kept FP32 in the mixed recipe."),
+    int4_min_sqnr: float = typer.Option(
+        30.0, "--int4-min-sqnr", help="Output SQNR (dB) an FC needs for INT4."
+    ),
+    mean: str | None = typer.Option(None, "--mean", help="Per-channel mean after scaling to [0,1]."),
+    std: str | None = typer.Option(None, "--std", help="Per-channel std."),
+    input_shape: str | None = typer.Option(None, "--input-shape", help="NCHW shape for state dicts."),
+    arch: str | None = typer.Option(None, "--arch", help="module.path:factory that builds the nn.Module."),
+    arch_kwargs: str | None = typer.Option(None, "--arch-kwargs", help="JSON object of factory kwargs."),
+    weights: Path | None = typer.Option(None, "--weights", help="State dict / checkpoint for --arch."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole nn.Module."),
+    top: int = typer.Option(10, "--top", help="Rows shown per table."),
+) -> None:
+    """Per-layer INT8/INT4 quantization error and pruning sensitivity; writes a mixed recipe for `export --recipe`."""
+    from edgekit.sensitivity import SensitivitySpec
+    from edgekit.sensitivity import sensitivity as run_sensitivity
+
+    ui = UI.current()
+
+    def build() -> SensitivitySpec:
+        return SensitivitySpec(
+            source=model_source(model, weights, arch, arch_kwargs, trust_pickle), out_dir=out, data=data,
+            calib=calib, mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
+            input_shape=parse_shape(input_shape), samples=samples, val_samples=val_samples,
+            prune_ratio=prune_ratio, pattern=pattern, fallback=fallback, int4_min_sqnr_db=int4_min_sqnr,
+        )  # fmt: skip
+
+    spec = run_guarded(ui, build)
+    with ui.err.status("measuring") as status:
+        result = run_guarded(ui, lambda: run_sensitivity(spec, lambda m, d, t: status.update(f"{m} {d}/{t}")))
+    q = _table(
+        "most INT8-sensitive ops (model-output SQNR, dB)",
+        ("op", "layer", "kind", "INT8", "layer INT8", "INT4"),
+    )
+    for o in result.most_sensitive(top):
+        q.add_row(
+            str(o.op),
+            o.name,
+            o.kind,
+            f"{o.int8_output_sqnr_db:.1f}",
+            _db(o.int8_layer_sqnr_db),
+            _db(o.int4_output_sqnr_db),
+        )
+    ui.err.print(q)
+    p = _table(
+        f"most prune-sensitive layers ({result.prune_ratio:.0%} zeros, one at a time)",
+        ("layer", "kind", "AUC", "drop"),
+    )
+    for r in sorted(result.pruning, key=lambda r: -(r.auc_drop or 0.0))[:top]:
+        p.add_row(r.name, r.kind, _db(r.auc), _db(r.auc_drop))
+    ui.err.print(p)
+    ui.err.print(
+        f"wrote {out / 'sensitivity.json'}, {out / 'sensitivity.png'} and {out / 'mixed_recipe.json'}\n"
+        f"next:  edgekit export MODEL --recipe {out / 'mixed_recipe.json'} --calib ...",
+        highlight=False,
+    )
+
+
+def _db(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def optimize(
+    model: Path | None = typer.Argument(None, help=_MODEL_HELP),
+    calib: Path | None = typer.Option(
+        None, "--calib", help="Calibration images (default: the training split of --data)."
+    ),
+    data: Path | None = typer.Option(None, "--data", help=_DATA_HELP),
+    max_auc_drop: float = typer.Option(0.01, "--max-auc-drop", help="Largest AUC loss a winner may have."),
+    objective: str = typer.Option(
+        "size", "--objective", help="size (smallest file) or latency (fastest on this host)."
+    ),
+    sparsity_levels: str = typer.Option(
+        "0.7,0.8,0.9", "--sparsity-levels", help="Pruning levels to try, rising."
+    ),
+    prune_steps: int = typer.Option(150, "--prune-steps", help="Fine-tuning steps per pruning level."),
+    no_sparse: bool = typer.Option(False, "--no-sparse", help="Skip the pruned candidates (no fine-tuning)."),
+    val_samples: int = typer.Option(500, "--val-samples", help="Validation samples scored per candidate."),
+    out: Path = typer.Option(Path("optimize"), "--out", "-o", help="Output folder (created)."),
+    mean: str | None = typer.Option(None, "--mean", help="Per-channel mean after scaling to [0,1]."),
+    std: str | None = typer.Option(None, "--std", help="Per-channel std."),
+    input_shape: str | None = typer.Option(None, "--input-shape", help="NCHW shape for state dicts."),
+    arch: str | None = typer.Option(None, "--arch", help="module.path:factory that builds the nn.Module."),
+    arch_kwargs: str | None = typer.Option(None, "--arch-kwargs", help="JSON object of factory kwargs."),
+    weights: Path | None = typer.Option(None, "--weights", help="State dict / checkpoint for --arch."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole nn.Module."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when no candidate meets the budget."),
+) -> None:
+    """Search FP16/INT8/INT8+fallback/INT4-mixed/sparse candidates for the smallest (or fastest) within budget."""
+    from edgekit.optimize import OptimizeSpec
+    from edgekit.optimize import optimize as run_optimize
+
+    ui = UI.current()
+
+    def build() -> OptimizeSpec:
+        return OptimizeSpec(
+            source=model_source(model, weights, arch, arch_kwargs, trust_pickle), out_dir=out, data=data,
+            calib=calib, mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
+            input_shape=parse_shape(input_shape), max_auc_drop=max_auc_drop, objective=objective,
+            sparsity_levels=() if no_sparse else _floats(sparsity_levels, "--sparsity-levels"),
+            prune_steps=prune_steps, val_samples=val_samples,
+        )  # fmt: skip
+
+    spec = run_guarded(ui, build)
+    with ui.err.status("searching") as status:
+        result = run_guarded(ui, lambda: run_optimize(spec, lambda m, d, t: status.update(f"{m} {d}/{t}")))
+    table = _table(
+        f"edgekit optimize: {objective}, AUC drop <= {max_auc_drop} (baseline AUC {_db(result.baseline_auc)})",
+        ("candidate", "MB", "x smaller", "AUC", "drop", "parity", "host ms", "sparse", "verdict"),
+    )
+    for c in result.candidates:
+        parity = "-" if c.parity_passed is None else ("pass" if c.parity_passed else "FAIL")
+        table.add_row(
+            c.name, _db(c.size_bytes and c.size_bytes / 1e6), "-" if not c.size_ratio else f"{1 / c.size_ratio:.2f}",
+            _db(c.auc), _db(c.auc_drop), parity, _db(c.latency_ms), c.sparsity_verdict or "-",
+            f"[green]{c.verdict}[/]" if c.verdict == "winner" else c.verdict,
+        )  # fmt: skip
+    ui.err.print(table)
+    ui.err.print(
+        f"report: {out / 'optimize.md'}; winner: {out / 'best.tflite'}"
+        if result.winner
+        else "no candidate met the budget",
+        highlight=False,
+    )
+    if strict and result.winner is None:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the commands to the app."""
     app.command("prune")(prune)
+    app.command("sensitivity")(sensitivity)
+    app.command("optimize")(optimize)
 
 
 def _table(title: str, columns: tuple[str, ...]) -> Table:

@@ -1,0 +1,451 @@
+"""`edgekit sensitivity`: which layers tolerate INT8/INT4 and pruning, and the mixed recipe that follows.
+
+Quantization sensitivity is measured on the converted TFLite graph the phone runs:
+each CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED op is quantized *alone* with
+ai-edge-quantizer (static INT8, calibrated once for the whole graph; dynamic INT4
+weights for FULLY_CONNECTED, the only INT4 op XNNPACK delegates — INT4 convs fall back
+to slow CPU kernels, measured) and the SQNR of that op's own output and of the model
+output is recorded. Pruning sensitivity prunes one PyTorch layer alone at the given
+ratio (no fine-tuning) and records the validation AUC.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir
+from edgekit.errors import ExportError, UsageError
+from edgekit.parity import sqnr_db
+from edgekit.spec import InputSpec, ModelSource, OutputKind, OutputSpec
+
+if TYPE_CHECKING:
+    from edgekit.exporters.registry import ExportContext
+    from edgekit.prune import LabelledArrays
+
+ProgressFn = Callable[[str, int, int], None]
+QUANT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+SENSITIVITY_JSON = "sensitivity.json"
+
+
+@dataclass(frozen=True)
+class OpSensitivity:
+    """One TFLite op quantized alone."""
+
+    op: int
+    name: str
+    kind: str
+    tensor: str
+    params: int
+    int8_output_sqnr_db: float | None
+    int8_layer_sqnr_db: float | None
+    int4_output_sqnr_db: float | None = None
+
+
+@dataclass(frozen=True)
+class LayerPruneSensitivity:
+    """One PyTorch layer pruned alone."""
+
+    name: str
+    kind: str
+    params: int
+    auc: float | None
+    auc_drop: float | None
+    output_sqnr_db: float | None = None
+
+
+@dataclass(frozen=True)
+class SensitivityResult:
+    """Everything `edgekit sensitivity` measured; saved as ``sensitivity.json``."""
+
+    quantization: tuple[OpSensitivity, ...]
+    pruning: tuple[LayerPruneSensitivity, ...]
+    baseline_auc: float | None
+    prune_ratio: float
+    samples: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {"schema": "edgekit.sensitivity", "schema_version": 1, **asdict(self)}
+
+    def most_sensitive(self, k: int) -> list[OpSensitivity]:
+        """The ``k`` ops whose INT8 quantization hurts the model output most."""
+        scored = [o for o in self.quantization if o.int8_output_sqnr_db is not None]
+        return sorted(scored, key=lambda o: o.int8_output_sqnr_db or 0.0)[:k]
+
+
+def readable_name(tensor_name: str) -> str:
+    """``...Sequential_blocks/...InvertedResidual_0/...Conv2d_3;2`` -> ``blocks.0.3`` style module path."""
+    segments = [s for s in tensor_name.split(";") if "/" in s]
+    seg = next(
+        (s for s in segments if re.search(r"(Conv2d|Linear)_", s)), segments[0] if segments else tensor_name
+    )
+    parts = []
+    for part in seg.split("/")[1:]:
+        _, sep, suffix = part.rpartition("_")
+        if sep:
+            parts.append(suffix)
+    return ".".join(parts) or tensor_name
+
+
+def jsonable(obj: Any) -> Any:
+    """An ai-edge-quantizer recipe (enums inside) as plain JSON data."""
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def _scope(tensor: str) -> str:
+    # ai-edge-quantizer matches recipes against the op's output names, each followed by ";".
+    return "^" + re.escape(tensor) + ";?$"
+
+
+def static_int8_recipe(float_ops: tuple[str, ...] = ("HARD_SWISH", "INPUT", "OUTPUT")) -> Any:
+    """edgekit's static INT8 recipe (as `tflite_int8`), as a RecipeManager to extend."""
+    from ai_edge_quantizer import recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    rm = recipe_manager.RecipeManager()
+    rm.add_static_config(".*", TFLOperationName.ALL_SUPPORTED, 8, 8)
+    for op in float_ops:
+        rm.add_quantization_config(".*", TFLOperationName(op), algorithm_key=AlgorithmName.NO_QUANTIZE)
+    return rm
+
+
+def mixed_recipe(fallback: list[str], int4_fc: list[str]) -> list[dict[str, Any]]:
+    """Static INT8 everywhere, FP32 for the ``fallback`` op tensors, dynamic INT4 weights for ``int4_fc``."""
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    rm = static_int8_recipe()
+    for tensor in fallback:
+        rm.add_quantization_config(
+            _scope(tensor), TFLOperationName.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
+        )
+    for tensor in int4_fc:
+        rm.add_dynamic_config(_scope(tensor), TFLOperationName.FULLY_CONNECTED, 4)
+    recipe: list[dict[str, Any]] = jsonable(rm.get_quantization_recipe())
+    return recipe
+
+
+def _quantize(base: bytes, recipe: Any, qsvs: Any) -> bytes:
+    from ai_edge_quantizer import quantizer
+
+    from edgekit._capture import captured_output
+
+    try:
+        with captured_output():
+            result = quantizer.Quantizer(base, recipe).quantize(qsvs, enable_progress_report=False)
+    except Exception as exc:
+        raise ExportError(f"ai-edge-quantizer failed: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    return bytes(result.quantized_model)
+
+
+def calibrate(ctx: ExportContext, base: bytes) -> Any:
+    """Min/max statistics of every tensor for edgekit's static INT8 recipe, computed once."""
+    from ai_edge_quantizer import calibrator
+    from ai_edge_quantizer.utils import qsv_utils
+
+    from edgekit._capture import captured_output
+    from edgekit.exporters.tflite import _signature_input
+
+    key, name = _signature_input(base)
+    with captured_output():
+        cal = calibrator.Calibrator(
+            base, num_threads=ctx.num_threads, qsv_update_func=qsv_utils.min_max_update
+        )
+        cal.calibrate({key: [{name: b} for b in ctx.calibration_batches()]}, static_int8_recipe())
+    return cal.get_model_qsvs()
+
+
+class _Probe:
+    """Runs a TFLite model without delegates, keeping every tensor, to read one op's output."""
+
+    def __init__(self, model: bytes) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        from edgekit._capture import captured_output
+
+        with captured_output():
+            self.interp = Interpreter(
+                model_content=model,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                experimental_preserve_all_tensors=True,
+            )
+            self.interp.allocate_tensors()
+        self.by_name = {d["name"]: d for d in self.interp.get_tensor_details()}
+        self.inp = self.interp.get_input_details()[0]["index"]
+        self.out = self.interp.get_output_details()[0]
+
+    def run(self, x: np.ndarray, tensor: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        outs, layers = [], []
+        for i in range(len(x)):
+            self.interp.set_tensor(self.inp, x[i : i + 1])
+            self.interp.invoke()
+            outs.append(self._read(self.out))
+            detail = self.by_name.get(tensor) if tensor else None
+            if detail is not None:
+                layers.append(self._read(detail))
+        return np.concatenate(outs), (np.concatenate(layers) if layers else None)
+
+    def _read(self, detail: dict[str, Any]) -> np.ndarray:
+        y: np.ndarray = np.asarray(self.interp.get_tensor(detail["index"]), dtype=np.float32)
+        scale, zero = detail["quantization"]
+        if detail["dtype"] != np.float32 and scale:
+            y = (y - zero) * scale
+        return y.reshape(1, -1) if y.shape[0] == 1 else y
+
+
+def quant_sensitivity(ctx: ExportContext, samples: np.ndarray, progress: ProgressFn) -> list[OpSensitivity]:
+    """Quantize each op alone (INT8 static; INT4 dynamic for FC) and measure SQNR against the float graph."""
+    from edgekit.exporters.tflite import float_tflite
+    from edgekit.exporters.tflite_graph import TFLiteGraph
+
+    base = float_tflite(ctx)
+    graph = TFLiteGraph(base)
+    qsvs = calibrate(ctx, base)
+    float_probe = _Probe(base)
+    ops = [op for op in graph.ops() if op.name in QUANT_OPS]
+    out: list[OpSensitivity] = []
+    for k, op in enumerate(ops):
+        progress(f"quantization sensitivity {op.name}", k, len(ops))
+        tensor = graph.tensor_name(op.outputs[0])
+        ref_out, ref_layer = float_probe.run(samples, tensor)
+        w = graph.shape(op.inputs[1])
+        params = int(np.prod(w)) if w else 0
+        q_out, q_layer = _Probe(_quantize(base, _only(op.name, tensor, 8), qsvs)).run(samples, tensor)
+        int4 = None
+        if op.name == "FULLY_CONNECTED":
+            q4_out, _ = _Probe(_quantize(base, _only(op.name, tensor, 4), None)).run(samples, None)
+            int4 = _db(sqnr_db(ref_out, q4_out))
+        layer_db = None
+        if q_layer is not None and ref_layer is not None and q_layer.shape == ref_layer.shape:
+            layer_db = _db(sqnr_db(ref_layer, q_layer))
+        row = OpSensitivity(
+            op=op.index, name=readable_name(tensor), kind=op.name, tensor=tensor, params=params,
+            int8_output_sqnr_db=_db(sqnr_db(ref_out, q_out)), int8_layer_sqnr_db=layer_db,
+            int4_output_sqnr_db=int4,
+        )  # fmt: skip
+        out.append(row)
+    return out
+
+
+def _only(kind: str, tensor: str, bits: int) -> list[dict[str, Any]]:
+    """A recipe that quantizes just one op: static INT8, or dynamic INT4 weights (FC)."""
+    from ai_edge_quantizer import recipe_manager
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    rm = recipe_manager.RecipeManager()
+    if bits == 8:
+        rm.add_static_config(_scope(tensor), TFLOperationName(kind), 8, 8)
+    else:
+        rm.add_dynamic_config(_scope(tensor), TFLOperationName(kind), bits)
+    recipe: list[dict[str, Any]] = jsonable(rm.get_quantization_recipe())
+    return recipe
+
+
+def _db(value: float) -> float:
+    return round(float(value), 2) if np.isfinite(value) else 200.0
+
+
+def prune_sensitivity(
+    module: Any,
+    data: LabelledArrays,
+    ratio: float,
+    pattern: str,
+    kind: Any,
+    classes: int,
+    progress: ProgressFn,
+) -> tuple[float | None, list[LayerPruneSensitivity]]:
+    """Validation AUC with each prunable layer pruned alone at ``ratio`` (no fine-tuning)."""
+    import torch
+
+    from edgekit.prune import auc_of, eligible, find_layers, layer_mask, outputs_of
+
+    layers = eligible(find_layers(module, (1, *data.x_val.shape[1:])), pattern)
+    base = auc_of(module, data.x_val, data.y_val, kind, classes)
+    # AUC saturates on easy data; the output SQNR still ranks the layers.
+    ref = outputs_of(module, data.x_val).numpy()
+    rows = []
+    for k, la in enumerate(layers):
+        progress(f"pruning sensitivity {la.name}", k, len(layers))
+        w = module.get_parameter(la.name)
+        saved = w.detach().clone()
+        with torch.no_grad():
+            w.mul_(layer_mask(w, ratio, pattern))
+        auc = auc_of(module, data.x_val, data.y_val, kind, classes)
+        pruned = outputs_of(module, data.x_val).numpy()
+        with torch.no_grad():
+            w.copy_(saved)
+        drop = None if auc is None or base is None else round(base - auc, 5)
+        row = LayerPruneSensitivity(
+            la.name, la.kind, int(np.prod(la.shape)), auc, drop, _db(sqnr_db(ref, pruned))
+        )
+        rows.append(row)
+    return base, rows
+
+
+@dataclass(frozen=True)
+class SensitivitySpec:
+    """What `edgekit sensitivity` measures; built by the CLI."""
+
+    source: ModelSource
+    out_dir: Path
+    data: Path | None = None
+    calib: Path | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    input_shape: tuple[int, ...] | None = None
+    samples: int = 32
+    val_samples: int = 200
+    prune_ratio: float = 0.8
+    pattern: str = "xnnpack"
+    fallback: int = 2
+    int4_min_sqnr_db: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.samples < 2 or self.val_samples < 2:
+            raise UsageError("--samples and --val-samples must be at least 2")
+        if not 0.0 < self.prune_ratio < 1.0:
+            raise UsageError(f"--prune-ratio must be between 0 and 1, got {self.prune_ratio}")
+        if self.fallback < 0:
+            raise UsageError("--fallback must be >= 0")
+
+
+@dataclass
+class Prepared:
+    """A loaded model with its data, shared by sensitivity and optimize."""
+
+    module: Any
+    ctx: ExportContext
+    data: LabelledArrays
+    output: OutputSpec
+    source: dict[str, Any]
+
+    @property
+    def kind(self) -> OutputKind:
+        """Logits or probabilities."""
+        return self.output.kind
+
+    @property
+    def classes(self) -> int:
+        """1 logit or 2 classes."""
+        return self.output.classes
+
+
+def prepare(
+    source: ModelSource, data: Path | None, calib: Path | None, spec: Any, val_samples: int
+) -> Prepared:
+    """Load the model (trainable form), its labelled data and calibration inputs."""
+    from edgekit.export import _probe_output
+    from edgekit.exporters.registry import ExportContext
+    from edgekit.loading import load_model
+    from edgekit.prune import folder_arrays, sample_arrays, trainable_module
+    from edgekit.spec import Preprocess
+
+    loaded = load_model(source)
+    module = trainable_module(loaded, source)
+    shape = spec.input_shape or loaded.recorded_input_shape or (1, 3, 224, 224)
+    pre = Preprocess(
+        height=shape[2], width=shape[3],
+        **{k: v for k, v in (("mean", spec.mean), ("std", spec.std)) if v is not None},
+    )  # fmt: skip
+    arrays = sample_arrays() if data is None else folder_arrays(data, pre, 0.5, 0)
+    arrays.x_val, arrays.y_val = arrays.x_val[:val_samples], arrays.y_val[:val_samples]
+    shape = (1, *arrays.x_val.shape[1:])
+    output = _probe_output(module, InputSpec(shape=shape), OutputSpec())
+    if calib is not None:
+        from edgekit.data import find_files, load_dataset
+
+        files = find_files(calib)
+        if not files:
+            raise UsageError(f"--calib {calib} holds no images")
+        calib_x = load_dataset(files[:200], calib, pre, InputSpec(shape=shape)).inputs
+    else:
+        calib_x = arrays.x_train[:200]
+    ctx = ExportContext(module=loaded.module, input_spec=InputSpec(shape=shape), calibration=calib_x)
+    desc = {"path": loaded.path, "sha256": loaded.sha256, "kind": loaded.kind}
+    return Prepared(module, ctx, arrays, output, desc)
+
+
+def sensitivity(spec: SensitivitySpec, progress: ProgressFn | None = None) -> SensitivityResult:
+    """Measure both sensitivities, write ``sensitivity.json``, ``sensitivity.png`` and ``mixed_recipe.json``."""
+    report: ProgressFn = progress or (lambda _m, _d, _t: None)
+    out_dir = ensure_output_dir(spec.out_dir)
+    report("loading", 0, 1)
+    prep = prepare(spec.source, spec.data, spec.calib, spec, spec.val_samples)
+    samples = prep.data.x_val[: spec.samples]
+    quant = quant_sensitivity(prep.ctx, samples, report)
+    base_auc, pruning = prune_sensitivity(
+        prep.module, prep.data, spec.prune_ratio, spec.pattern, prep.kind, prep.classes, report
+    )
+    result = SensitivityResult(
+        quantization=tuple(quant), pruning=tuple(pruning), baseline_auc=base_auc,
+        prune_ratio=spec.prune_ratio, samples=len(samples), data=prep.data.description,
+    )  # fmt: skip
+    recipe = recipe_from(result, spec.fallback, spec.int4_min_sqnr_db)
+    atomic_write_text(out_dir / SENSITIVITY_JSON, json.dumps(result.to_dict(), indent=2) + "\n")
+    atomic_write_text(out_dir / "mixed_recipe.json", json.dumps(recipe, indent=2) + "\n")
+    atomic_write_bytes(out_dir / "sensitivity.png", plot(result))
+    return result
+
+
+def recipe_from(result: SensitivityResult, fallback: int, int4_min_sqnr_db: float) -> list[dict[str, Any]]:
+    """The mixed recipe: FP32 for the ``fallback`` most sensitive ops, INT4 for insensitive FCs, INT8 elsewhere."""
+    keep = [o.tensor for o in result.most_sensitive(fallback)]
+    int4 = [
+        o.tensor
+        for o in result.quantization
+        if o.kind == "FULLY_CONNECTED"
+        and o.int4_output_sqnr_db is not None
+        and o.int4_output_sqnr_db >= int4_min_sqnr_db
+        and o.tensor not in keep
+    ]
+    return mixed_recipe(keep, int4)
+
+
+def plot(result: SensitivityResult) -> bytes:
+    """Two panels: output SQNR per op (INT8, INT4) and AUC drop per pruned layer, as PNG bytes."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(2, 1, figsize=(12, 7), constrained_layout=True)
+    q = result.quantization
+    xs = np.arange(len(q))
+    a.bar(xs, [o.int8_output_sqnr_db or 0 for o in q], color="#4477aa", label="INT8 (static), this op alone")
+    fc = [(i, o.int4_output_sqnr_db) for i, o in enumerate(q) if o.int4_output_sqnr_db is not None]
+    if fc:
+        a.scatter(
+            [i for i, _ in fc], [v for _, v in fc], color="#cc3311", zorder=3, label="INT4 weights (FC)"
+        )
+    a.set_xticks(xs, [o.name for o in q], rotation=90, fontsize=6)
+    a.set_ylabel("model-output SQNR (dB)")
+    a.set_title("Quantization sensitivity (lower = more sensitive)")
+    a.legend(fontsize=7)
+    p = result.pruning
+    xp = np.arange(len(p))
+    b.bar(xp, [r.output_sqnr_db or 0 for r in p], color="#228833")
+    b.set_xticks(xp, [r.name.removesuffix(".weight") for r in p], rotation=90, fontsize=6)
+    b.set_ylabel("model-output SQNR (dB)")
+    b.set_title(f"Pruning sensitivity: one layer at {result.prune_ratio:.0%} zeros, no fine-tuning")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,75 @@
+"""`edgekit optimize`: the search table, the winner rules, and the CLI on a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edgekit.cli import app
+from edgekit.errors import UsageError
+from edgekit.optimize import Candidate, OptimizeSpec, pick_winner
+from edgekit.spec import ModelSource
+
+
+def _row(
+    name: str, size: int, verdict: str = "within budget", parity: bool = True, ms: float = 1.0
+) -> Candidate:
+    return Candidate(
+        name, name, "int8", size_bytes=size, parity_passed=parity, verdict=verdict, latency_ms=ms
+    )
+
+
+def test_winner_is_the_smallest_within_budget_that_passed_parity() -> None:
+    rows = [
+        _row("fp32", 100),
+        _row("tiny_but_wrong", 5, parity=False, verdict="parity failed"),
+        _row("too_lossy", 10, verdict="over budget"),
+        _row("int8", 30, ms=3.0),
+        _row("sparse", 20, ms=2.0),
+    ]
+    assert pick_winner(rows, "size").name == "sparse"  # type: ignore[union-attr]
+    assert pick_winner([*rows, _row("fast", 90, ms=0.5)], "latency").name == "fast"  # type: ignore[union-attr]
+    # a parity failure never wins, even when its verdict was (wrongly) left "within budget"
+    assert pick_winner([_row("bad", 1, parity=False), _row("ok", 50)], "size").name == "ok"  # type: ignore[union-attr]
+    assert pick_winner([_row("x", 1, verdict="over budget")], "size") is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"objective": "speed"}, {"max_auc_drop": 1.5}, {"sparsity_levels": (0.5, 1.2)}, {"val_samples": 3}],
+)
+def test_bad_specs_are_usage_errors(bad: dict[str, object], tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        OptimizeSpec(source=ModelSource(path=tmp_path / "m.pt2"), out_dir=tmp_path, **bad)  # type: ignore[arg-type]
+
+
+def test_optimize_end_to_end_on_the_tiny_model(tiny_pt2: Path, image_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "opt"
+    result = CliRunner().invoke(
+        app,
+        ["optimize", str(tiny_pt2), "--data", str(image_dir), "--mean", "0.5", "--std", "0.5",
+         "--max-auc-drop", "0.5", "--sparsity-levels", "0.5,0.6", "--prune-steps", "3", "--val-samples", "20",
+         "-o", str(out), "--strict"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "optimize.json").read_text())
+    names = [c["name"] for c in data["candidates"]]
+    assert names[:4] == ["fp32", "fp16", "int8_dynamic", "int8"]
+    assert {"int4_mixed", "sparse_fp16_50", "sparse_int8w_50"} <= set(names)
+    by = {c["name"]: c for c in data["candidates"]}
+    for c in data["candidates"]:
+        if c["verdict"] in ("skipped", "export failed"):
+            continue
+        assert c["size_bytes"] and c["latency_ms"] and c["auc"] is not None and (out / c["file"]).is_file()
+    if by["int8"]["verdict"] in ("within budget", "winner"):
+        assert by["int8_fallback1"]["verdict"] == "skipped"  # early stop: a fallback only adds size
+    winner = by[data["winner"]]
+    assert winner["verdict"] == "winner" and winner["parity_passed"]
+    ok = [c for c in data["candidates"] if c["verdict"] in ("within budget", "winner") and c["parity_passed"]]
+    assert winner["size_bytes"] == min(c["size_bytes"] for c in ok)
+    assert (out / "best.tflite").read_bytes() == (out / winner["file"]).read_bytes()
+    assert "| candidate |" in (out / "optimize.md").read_text()
+    assert "winner" in result.output
