@@ -54,6 +54,8 @@ class OptimizeSpec:
     val_samples: int = 500
     parity_samples: int = 64
     seed: int = 0
+    device: str | None = None
+    adb: str | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -82,6 +84,7 @@ class Candidate:
     parity_flips: int | None = None
     sqnr_db: float | None = None
     latency_ms: float | None = None
+    device_ms: float | None = None
     sparsity_verdict: str | None = None
     verdict: str = "pending"
     note: str = ""
@@ -112,8 +115,8 @@ class OptimizeResult:
             f"Baseline (PyTorch) AUC: {_f(self.baseline_auc, '.4f')}; FP32 TFLite {self.fp32_size_bytes / 1e6:.2f} MB; "
             f"winner: **{self.winner or 'none'}**; search took {self.seconds:.0f} s.",
             "",
-            "| candidate | MB | x smaller | AUC | drop | parity | host ms | sparse (ARM64) | verdict |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| candidate | MB | x smaller | AUC | drop | parity | host ms | device ms | sparse (ARM64) | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for c in self.candidates:
             parity = (
@@ -124,7 +127,8 @@ class OptimizeResult:
             smaller = "-" if not c.size_ratio else f"{1 / c.size_ratio:.2f}"
             lines.append(
                 f"| {c.name} | {_f(c.size_bytes and c.size_bytes / 1e6, '.2f')} | {smaller} | {_f(c.auc, '.4f')} | "
-                f"{_f(c.auc_drop, '+.4f')} | {parity} | {_f(c.latency_ms, '.2f')} | {c.sparsity_verdict or '-'} | "
+                f"{_f(c.auc_drop, '+.4f')} | {parity} | {_f(c.latency_ms, '.2f')} | {_f(c.device_ms, '.2f')} | "
+                f"{c.sparsity_verdict or '-'} | "
                 f"{c.verdict}{' (' + c.note + ')' if c.note else ''} |"
             )
         return "\n".join(lines) + "\n"
@@ -237,12 +241,32 @@ def _ok(row: Candidate) -> bool:
     return row.verdict == "within budget"
 
 
-def pick_winner(rows: list[Candidate], objective: str) -> Candidate | None:
-    """The smallest (or fastest) candidate within budget that passed parity; None if there is none."""
+def pick_winner(rows: list[Candidate], objective: str, on_device: bool = False) -> Candidate | None:
+    """The smallest (or fastest, on the host or the device) candidate within budget that passed parity."""
     eligible = [r for r in rows if _ok(r) and r.parity_passed and r.size_bytes]
+
+    def ms(r: Candidate) -> float:
+        value = r.device_ms if on_device else r.latency_ms
+        return float("inf") if value is None else value
+
     if objective == "size":
-        return min(eligible, key=lambda r: (r.size_bytes or 0, r.latency_ms or 0.0), default=None)
-    return min(eligible, key=lambda r: (r.latency_ms or float("inf"), r.size_bytes or 0), default=None)
+        return min(eligible, key=lambda r: (r.size_bytes or 0, ms(r)), default=None)
+    return min(eligible, key=lambda r: (ms(r), r.size_bytes or 0), default=None)
+
+
+def _device_ms(s: _Search, spec: OptimizeSpec, row: Candidate) -> float | None:
+    """p50 latency of one candidate on ``spec.device`` (1 thread), through `edgekit bench`'s library."""
+    from edgekit.device.bench import BenchSpec, bench
+
+    assert row.file is not None
+    s.progress(f"benchmarking {row.name} on {spec.device}", 0, 1)
+    bspec = BenchSpec(
+        target=s.out_dir / row.file, out_dir=s.out_dir / "device" / row.name, device=spec.device, adb=spec.adb,
+        threads=(1,), runs=30, warmup=5, parity_samples=4,
+    )  # fmt: skip
+    cells = bench(bspec).cells
+    ok = [c for c in cells if c.get("status") == "ok"]
+    return round(float(ok[0]["latency"]["p50"]), 3) if ok else None
 
 
 def optimize(spec: OptimizeSpec, progress: ProgressFn | None = None) -> OptimizeResult:
@@ -295,7 +319,9 @@ def optimize(spec: OptimizeSpec, progress: ProgressFn | None = None) -> Optimize
 
     timings = s.time_all()
     s.rows = [replace(r, latency_ms=timings.get(r.name)) for r in s.rows]
-    winner = pick_winner(s.rows, spec.objective)
+    if spec.device is not None:
+        s.rows = [replace(r, device_ms=_device_ms(s, spec, r)) if r.file else r for r in s.rows]
+    winner = pick_winner(s.rows, spec.objective, on_device=spec.device is not None)
     if winner is not None:
         atomic_write_bytes(inside(s.out_dir, "best.tflite"), s.models[winner.name])
         s.rows = [replace(r, verdict="winner") if r.name == winner.name else r for r in s.rows]

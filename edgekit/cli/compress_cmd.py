@@ -186,6 +186,10 @@ def optimize(
     arch_kwargs: str | None = typer.Option(None, "--arch-kwargs", help="JSON object of factory kwargs."),
     weights: Path | None = typer.Option(None, "--weights", help="State dict / checkpoint for --arch."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole nn.Module."),
+    device: str | None = typer.Option(
+        None, "--device", help="Also time every candidate on this device (serial, pixel9, or emulator)."
+    ),
+    adb: str | None = typer.Option(None, "--adb", help="adb server HOST:PORT (default 127.0.0.1:5037)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when no candidate meets the budget."),
 ) -> None:
     """Search FP16/INT8/INT8+fallback/INT4-mixed/sparse candidates for the smallest (or fastest) within budget."""
@@ -200,7 +204,7 @@ def optimize(
             calib=calib, mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
             input_shape=parse_shape(input_shape), max_auc_drop=max_auc_drop, objective=objective,
             sparsity_levels=() if no_sparse else _floats(sparsity_levels, "--sparsity-levels"),
-            prune_steps=prune_steps, val_samples=val_samples,
+            prune_steps=prune_steps, val_samples=val_samples, device=device, adb=adb,
         )  # fmt: skip
 
     spec = run_guarded(ui, build)
@@ -208,13 +212,24 @@ def optimize(
         result = run_guarded(ui, lambda: run_optimize(spec, lambda m, d, t: status.update(f"{m} {d}/{t}")))
     table = _table(
         f"edgekit optimize: {objective}, AUC drop <= {max_auc_drop} (baseline AUC {_db(result.baseline_auc)})",
-        ("candidate", "MB", "x smaller", "AUC", "drop", "parity", "host ms", "sparse", "verdict"),
+        (
+            "candidate",
+            "MB",
+            "x smaller",
+            "AUC",
+            "drop",
+            "parity",
+            "host ms",
+            "device ms",
+            "sparse",
+            "verdict",
+        ),
     )
     for c in result.candidates:
         parity = "-" if c.parity_passed is None else ("pass" if c.parity_passed else "FAIL")
         table.add_row(
             c.name, _db(c.size_bytes and c.size_bytes / 1e6), "-" if not c.size_ratio else f"{1 / c.size_ratio:.2f}",
-            _db(c.auc), _db(c.auc_drop), parity, _db(c.latency_ms), c.sparsity_verdict or "-",
+            _db(c.auc), _db(c.auc_drop), parity, _db(c.latency_ms), _db(c.device_ms), c.sparsity_verdict or "-",
             f"[green]{c.verdict}[/]" if c.verdict == "winner" else c.verdict,
         )  # fmt: skip
     ui.err.print(table)

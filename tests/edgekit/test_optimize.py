@@ -35,6 +35,9 @@ def test_winner_is_the_smallest_within_budget_that_passed_parity() -> None:
     # a parity failure never wins, even when its verdict was (wrongly) left "within budget"
     assert pick_winner([_row("bad", 1, parity=False), _row("ok", 50)], "size").name == "ok"  # type: ignore[union-attr]
     assert pick_winner([_row("x", 1, verdict="over budget")], "size") is None
+    on_phone = [_row("a", 10, ms=1.0), Candidate("b", "b", "int8", size_bytes=20, parity_passed=True,
+                verdict="within budget", latency_ms=5.0, device_ms=0.5)]  # fmt: skip
+    assert pick_winner(on_phone, "latency", on_device=True).name == "b"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -52,7 +55,7 @@ def test_optimize_end_to_end_on_the_tiny_model(tiny_pt2: Path, image_dir: Path, 
         app,
         ["optimize", str(tiny_pt2), "--data", str(image_dir), "--mean", "0.5", "--std", "0.5",
          "--max-auc-drop", "0.5", "--sparsity-levels", "0.5,0.6", "--prune-steps", "3", "--val-samples", "20",
-         "-o", str(out), "--strict"],
+         "--device", "emulator", "-o", str(out), "--strict"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads((out / "optimize.json").read_text())
@@ -64,6 +67,7 @@ def test_optimize_end_to_end_on_the_tiny_model(tiny_pt2: Path, image_dir: Path, 
         if c["verdict"] in ("skipped", "export failed"):
             continue
         assert c["size_bytes"] and c["latency_ms"] and c["auc"] is not None and (out / c["file"]).is_file()
+        assert c["device_ms"] and c["device_ms"] > 0  # timed on the emulated Pixel 9 through edgekit bench
     if by["int8"]["verdict"] in ("within budget", "winner"):
         assert by["int8_fallback1"]["verdict"] == "skipped"  # early stop: a fallback only adds size
     winner = by[data["winner"]]
