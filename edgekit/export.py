@@ -294,6 +294,7 @@ def _export_one(
         from edgekit.exporters.tflite_graph import TFLiteGraph
 
         sparsity = lint(TFLiteGraph(data)).to_dict()
+        sparsity["applied"] = list(ctx.cache.get(f"notes:{info.name}", []))
     return VariantRecord(
         name=info.name,
         file=fname,

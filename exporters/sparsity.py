@@ -218,10 +218,15 @@ def fix_graph(g: TFLiteGraph) -> list[str]:
         if op.name not in ("MUL", "ADD") or len(op.inputs) != 2:
             continue
         a, b = op.inputs
-        for const, other in ((a, b), (b, a)):
+        for slot, (const, other) in enumerate(((a, b), (b, a))):
             if g.is_constant(const) and g.shape(const) == () and len(g.shape(other)) == 4:
-                g.tensor(const).shape = np.array([1, 1, 1, 1], dtype=np.int32)
-                changes.append(f"op {op.index}: scalar {op.name} operand reshaped to [1,1,1,1]")
+                # A 4-d view of the same buffer, for this op only: the scalar may be shared.
+                view = g.add_tensor(
+                    const, f"{g.tensor_name(const)}/4d_{op.index}", buffer=g.tensor(const).buffer
+                )
+                g.tensor(view).shape = np.array([1, 1, 1, 1], dtype=np.int32)
+                g.set_input(op.index, slot, view)
+                changes.append(f"op {op.index}: scalar {op.name} operand viewed as [1,1,1,1]")
     for index in sorted(drop, reverse=True):
         g.remove_op(index)
     return changes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -212,9 +213,11 @@ def sparsify(ctx: ExportContext, base: bytes, label: str) -> bytes:
         )
     changes += isolate_dense_fc(graph)
     saved = sum(e.dense_bytes - e.sparse_bytes for e in encoded)
-    ctx.log.append(
-        f"{label}: {len(encoded)} weights stored sparse (-{saved / 1e6:.2f} MB); " + "; ".join(changes)
-    )
+    kinds = Counter(c.split(": ", 1)[-1] for c in changes)
+    ctx.cache[f"notes:{label}"] = [
+        f"{len(encoded)} weights stored sparse (CSR), {saved / 1e6:.2f} MB saved",
+        *(f"{kind} (x{n})" if n > 1 else kind for kind, n in kinds.items()),
+    ]
     return graph.to_bytes()
 
 

@@ -310,6 +310,11 @@ def export(
         ui.out.print_json(manifest.to_json())
     else:
         ui.err.print(summary_table(manifest))
+        for v in manifest.variants:
+            if v.sparsity and v.sparsity.get("applied"):
+                ui.err.print(
+                    f"  {v.name}: " + "; ".join(v.sparsity["applied"]), highlight=False, soft_wrap=True
+                )
         for line in problem_lines(manifest):
             ui.err.print(f"  [yellow]![/] {line}", highlight=False, soft_wrap=True)
         ui.err.print(f"manifest: {Path(spec.out_dir) / 'manifest.json'}", highlight=False)

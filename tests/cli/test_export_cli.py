@@ -217,3 +217,22 @@ def test_error_bad_options(tmp_path: Path) -> None:
     _error(invoke("export", "--arch", TINY_ARCH, "--tol", "int8:bogus=1", "-o", tmp_path), "--tol")
     _error(invoke("export", "--arch", TINY_ARCH, "--arch-kwargs", "[1]", "-o", tmp_path), "JSON object")
     _error(invoke("export", "-o", tmp_path), "give a model file")
+
+
+def test_export_sparse_records_the_lint_and_the_fixes(image_dir: Path, tmp_path: Path) -> None:
+    result = invoke(
+        "export", "--arch", "tests.models:build_sparse_net", "--arch-kwargs", '{"sparsity": 0.85}',
+        "--input-shape", "1x3x32x32", "--sparse", "--calib", image_dir, "--parity-samples", 8, "-o", tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    m = load_manifest(tmp_path)
+    dense = m.variant("tflite_fp32")
+    assert dense.sparsity is not None and dense.sparsity["verdict"] == "blocked"
+    for name in ("tflite_sparse_fp32", "tflite_sparse_fp16", "tflite_sparse_int8w"):
+        v = m.variant(name)
+        assert v.passed, v.parity
+        assert v.sparsity is not None and v.sparsity["verdict"] == "eligible"
+        assert v.sparsity["applied"][0].startswith(f"{v.sparsity['sparse_tensors']} weights stored sparse")
+        assert any("TRANSPOSE+MEAN" in a for a in v.sparsity["applied"])
+        assert (v.size_bytes or 0) < 0.5 * (dense.size_bytes or 0)
+    assert "eligible" in result.output and "weights stored sparse" in result.output
