@@ -77,3 +77,21 @@ def test_optimize_end_to_end_on_the_tiny_model(tiny_pt2: Path, image_dir: Path, 
     assert (out / "best.tflite").read_bytes() == (out / winner["file"]).read_bytes()
     assert "| candidate |" in (out / "optimize.md").read_text()
     assert "winner" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["optimize", "{pt2}", "--objective", "speed"], "--objective"),
+        (["optimize", "{pt2}", "--sparsity-levels", "0.5,x"], "--sparsity-levels"),
+        (["sensitivity", "{missing}"], "does not exist"),
+        (["sensitivity", "{pt2}", "--prune-ratio", "0"], "--prune-ratio"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], needle: str, tiny_pt2: Path, tmp_path: Path
+) -> None:
+    argv = [a.format(pt2=tiny_pt2, missing=tmp_path / "nope.pt2") for a in args] + ["-o", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert needle in result.output and len(result.output.strip().splitlines()) == 1
