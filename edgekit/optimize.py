@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit._capture import captured_output
 from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir, inside
 from edgekit.errors import EdgekitError, UsageError
 from edgekit.spec import DEFAULT_TOLERANCES, ModelSource
@@ -358,7 +359,8 @@ def _sparse_ladder(s: _Search, spec: OptimizeSpec, report: ProgressFn) -> None:
             for c in cands:
                 s.skip(c, "a lower sparsity already missed the budget")
             continue
-        module = copy.deepcopy(s.prep.module)
+        with captured_output():  # deep-copying a torch.export module warns about pytree specs
+            module = copy.deepcopy(s.prep.module)
         pspec = PruneSpec(
             source=spec.source, out_dir=spec.out_dir, sparsity=level, steps=spec.prune_steps, seed=spec.seed
         )

@@ -20,6 +20,7 @@ graph module (the ``.pt2`` models edgekit loads).
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgekit._capture import captured_output
 from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir
 from edgekit.errors import DataError, UsageError
 from edgekit.spec import ModelSource, OutputKind, Preprocess
@@ -114,7 +116,8 @@ def trainable_module(loaded: Any, source: ModelSource) -> torch.nn.Module:
 
     if loaded.kind != "pt2":
         return loaded.module  # type: ignore[no-any-return]
-    module = torch.export.load(str(source.path)).module(check_guards=False)
+    with captured_output():
+        module = torch.export.load(str(source.path)).module(check_guards=False)
     for key, hook in list(module._forward_pre_hooks.items()):
         if "input_constraints" in getattr(hook, "__name__", ""):
             del module._forward_pre_hooks[key]
@@ -124,8 +127,6 @@ def trainable_module(loaded: Any, source: ModelSource) -> torch.nn.Module:
 def find_layers(module: torch.nn.Module, input_shape: tuple[int, ...]) -> list[Layer]:
     """Every conv/linear weight of ``module``, found in its exported graph (works for .pt2 modules too)."""
     import torch
-
-    from edgekit._capture import captured_output
 
     with captured_output():  # torch.export's deprecation chatter
         ep = torch.export.export(module, (torch.zeros(input_shape),), strict=False)
@@ -394,8 +395,6 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None) -> PruneResult:
         per_layer.append(
             {"name": la.name, "kind": la.kind, "shape": list(la.shape), "sparsity": round(z / w.numel(), 4)}
         )
-    from edgekit._capture import captured_output
-
     with captured_output():
         ep = torch.export.export(module, (torch.zeros(shape),), strict=False)
     buf = io.BytesIO()
@@ -415,8 +414,6 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None) -> PruneResult:
         seconds=round(time.perf_counter() - start, 1),
         data=data.description,
     )
-    import json
-
     atomic_write_text(out_dir / PRUNE_REPORT, json.dumps(result.to_dict(), indent=2) + "\n")
     report("done", 1, 1)
     return result
