@@ -30,7 +30,8 @@ import numpy as np
 from edgekit._capture import captured_output
 from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir, inside
 from edgekit.errors import EdgekitError, UsageError
-from edgekit.spec import DEFAULT_TOLERANCES, ModelSource
+from edgekit.sensitivity import ModelData
+from edgekit.spec import DEFAULT_TOLERANCES
 
 ProgressFn = Callable[[str, int, int], None]
 OBJECTIVES = ("size", "latency")
@@ -40,13 +41,8 @@ OBJECTIVES = ("size", "latency")
 class OptimizeSpec:
     """What `edgekit optimize` searches; built by the CLI."""
 
-    source: ModelSource
+    model: ModelData
     out_dir: Path
-    data: Path | None = None
-    calib: Path | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    input_shape: tuple[int, ...] | None = None
     max_auc_drop: float = 0.01
     objective: str = "size"
     sparsity_levels: tuple[float, ...] = (0.7, 0.8, 0.9)
@@ -149,7 +145,7 @@ class _Search:
         self.spec = spec
         self.progress = progress
         self.out_dir = ensure_output_dir(spec.out_dir)
-        self.prep = prepare(spec.source, spec.data, spec.calib, spec, spec.val_samples)
+        self.prep = prepare(spec.model, spec.val_samples)
         self.x_val = self.prep.data.x_val
         self.y_val = self.prep.data.y_val
         self.baseline_auc = auc_of(
@@ -362,7 +358,11 @@ def _sparse_ladder(s: _Search, spec: OptimizeSpec, report: ProgressFn) -> None:
         with captured_output():  # deep-copying a torch.export module warns about pytree specs
             module = copy.deepcopy(s.prep.module)
         pspec = PruneSpec(
-            source=spec.source, out_dir=spec.out_dir, sparsity=level, steps=spec.prune_steps, seed=spec.seed
+            source=spec.model.source,
+            out_dir=spec.out_dir,
+            sparsity=level,
+            steps=spec.prune_steps,
+            seed=spec.seed,
         )
         gradual_prune(module, layers, s.prep.data, pspec, s.prep.kind, s.prep.classes, _prefixed(report, f"pruning to {level:.0%}"))  # fmt: skip
         ctx = ExportContext(

@@ -15,7 +15,7 @@ import enum
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -299,16 +299,23 @@ def prune_sensitivity(
 
 
 @dataclass(frozen=True)
-class SensitivitySpec:
-    """What `edgekit sensitivity` measures; built by the CLI."""
+class ModelData:
+    """The model, its labelled data and calibration images, as `sensitivity` and `optimize` take them."""
 
     source: ModelSource
-    out_dir: Path
-    data: Path | None = None
-    calib: Path | None = None
+    data: Path | None = None  # real/ and fake/ folders; None: the bundled sample's images
+    calib: Path | None = None  # None: the training split of ``data``
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     input_shape: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SensitivitySpec:
+    """What `edgekit sensitivity` measures; built by the CLI."""
+
+    model: ModelData
+    out_dir: Path
     samples: int = 32
     val_samples: int = 200
     prune_ratio: float = 0.8
@@ -346,9 +353,7 @@ class Prepared:
         return self.output.classes
 
 
-def prepare(
-    source: ModelSource, data: Path | None, calib: Path | None, spec: Any, val_samples: int
-) -> Prepared:
+def prepare(md: ModelData, val_samples: int) -> Prepared:
     """Load the model (trainable form), its labelled data and calibration inputs."""
     from edgekit.export import _probe_output
     from edgekit.exporters.registry import ExportContext
@@ -356,24 +361,22 @@ def prepare(
     from edgekit.prune import folder_arrays, sample_arrays, trainable_module
     from edgekit.spec import Preprocess
 
-    loaded = load_model(source)
-    module = trainable_module(loaded, source)
-    shape = spec.input_shape or loaded.recorded_input_shape or (1, 3, 224, 224)
-    pre = Preprocess(
-        height=shape[2], width=shape[3],
-        **{k: v for k, v in (("mean", spec.mean), ("std", spec.std)) if v is not None},
-    )  # fmt: skip
-    arrays = sample_arrays() if data is None else folder_arrays(data, pre, 0.5, 0)
+    loaded = load_model(md.source)
+    module = trainable_module(loaded, md.source)
+    shape = md.input_shape or loaded.recorded_input_shape or (1, 3, 224, 224)
+    pre = Preprocess(height=shape[2], width=shape[3])
+    pre = replace(pre, mean=md.mean or pre.mean, std=md.std or pre.std)
+    arrays = sample_arrays() if md.data is None else folder_arrays(md.data, pre, 0.5, 0)
     arrays.x_val, arrays.y_val = arrays.x_val[:val_samples], arrays.y_val[:val_samples]
     shape = (1, *arrays.x_val.shape[1:])
     output = _probe_output(module, InputSpec(shape=shape), OutputSpec())
-    if calib is not None:
+    if md.calib is not None:
         from edgekit.data import find_files, load_dataset
 
-        files = find_files(calib)
+        files = find_files(md.calib)
         if not files:
-            raise UsageError(f"--calib {calib} holds no images")
-        calib_x = load_dataset(files[:200], calib, pre, InputSpec(shape=shape)).inputs
+            raise UsageError(f"--calib {md.calib} holds no images")
+        calib_x = load_dataset(files[:200], md.calib, pre, InputSpec(shape=shape)).inputs
     else:
         calib_x = arrays.x_train[:200]
     ctx = ExportContext(module=loaded.module, input_spec=InputSpec(shape=shape), calibration=calib_x)
@@ -386,7 +389,7 @@ def sensitivity(spec: SensitivitySpec, progress: ProgressFn | None = None) -> Se
     report: ProgressFn = progress or (lambda _m, _d, _t: None)
     out_dir = ensure_output_dir(spec.out_dir)
     report("loading", 0, 1)
-    prep = prepare(spec.source, spec.data, spec.calib, spec, spec.val_samples)
+    prep = prepare(spec.model, spec.val_samples)
     samples = prep.data.x_val[: spec.samples]
     quant = quant_sensitivity(prep.ctx, samples, report)
     base_auc, pruning = prune_sensitivity(

@@ -114,16 +114,22 @@ def sensitivity(
     top: int = typer.Option(10, "--top", help="Rows shown per table."),
 ) -> None:
     """Per-layer INT8/INT4 quantization error and pruning sensitivity; writes a mixed recipe for `export --recipe`."""
-    from edgekit.sensitivity import SensitivitySpec
+    from edgekit.sensitivity import ModelData, SensitivitySpec
     from edgekit.sensitivity import sensitivity as run_sensitivity
 
     ui = UI.current()
 
     def build() -> SensitivitySpec:
+        md = ModelData(
+            model_source(model, weights, arch, arch_kwargs, trust_pickle),
+            data,
+            calib,
+            parse_floats(mean, "--mean"),
+            parse_floats(std, "--std"),
+            parse_shape(input_shape),
+        )
         return SensitivitySpec(
-            source=model_source(model, weights, arch, arch_kwargs, trust_pickle), out_dir=out, data=data,
-            calib=calib, mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
-            input_shape=parse_shape(input_shape), samples=samples, val_samples=val_samples,
+            model=md, out_dir=out, samples=samples, val_samples=val_samples,
             prune_ratio=prune_ratio, pattern=pattern, fallback=fallback, int4_min_sqnr_db=int4_min_sqnr,
         )  # fmt: skip
 
@@ -195,14 +201,21 @@ def optimize(
     """Search FP16/INT8/INT8+fallback/INT4-mixed/sparse candidates for the smallest (or fastest) within budget."""
     from edgekit.optimize import OptimizeSpec
     from edgekit.optimize import optimize as run_optimize
+    from edgekit.sensitivity import ModelData
 
     ui = UI.current()
 
     def build() -> OptimizeSpec:
+        md = ModelData(
+            model_source(model, weights, arch, arch_kwargs, trust_pickle),
+            data,
+            calib,
+            parse_floats(mean, "--mean"),
+            parse_floats(std, "--std"),
+            parse_shape(input_shape),
+        )
         return OptimizeSpec(
-            source=model_source(model, weights, arch, arch_kwargs, trust_pickle), out_dir=out, data=data,
-            calib=calib, mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
-            input_shape=parse_shape(input_shape), max_auc_drop=max_auc_drop, objective=objective,
+            model=md, out_dir=out, max_auc_drop=max_auc_drop, objective=objective,
             sparsity_levels=() if no_sparse else _floats(sparsity_levels, "--sparsity-levels"),
             prune_steps=prune_steps, val_samples=val_samples, device=device, adb=adb,
         )  # fmt: skip

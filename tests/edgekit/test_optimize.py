@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from edgekit.cli import app
 from edgekit.errors import UsageError
 from edgekit.optimize import Candidate, OptimizeSpec, pick_winner
+from edgekit.sensitivity import ModelData
 from edgekit.spec import ModelSource
 
 
@@ -46,7 +47,7 @@ def test_winner_is_the_smallest_within_budget_that_passed_parity() -> None:
 )
 def test_bad_specs_are_usage_errors(bad: dict[str, object], tmp_path: Path) -> None:
     with pytest.raises(UsageError):
-        OptimizeSpec(source=ModelSource(path=tmp_path / "m.pt2"), out_dir=tmp_path, **bad)  # type: ignore[arg-type]
+        OptimizeSpec(model=ModelData(ModelSource(path=tmp_path / "m.pt2")), out_dir=tmp_path, **bad)  # type: ignore[arg-type]
 
 
 def test_optimize_end_to_end_on_the_tiny_model(tiny_pt2: Path, image_dir: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from edgekit.cli import app
 from edgekit.manifest import load_manifest
-from edgekit.sensitivity import SensitivitySpec, readable_name, sensitivity
+from edgekit.sensitivity import ModelData, SensitivitySpec, readable_name, sensitivity
 from edgekit.spec import ModelSource
 
 ARCH = "tests.models:build_sparse_net"  # two FC layers, SE blocks, 1x1 convs
@@ -32,10 +32,8 @@ def test_readable_name_from_litert_tensor_names() -> None:
 @pytest.fixture(scope="module")
 def measured(image_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("sens")
-    spec = SensitivitySpec(
-        source=ModelSource(arch=ARCH), out_dir=out, data=image_dir, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-        input_shape=(1, 3, 32, 32), samples=8, val_samples=20, fallback=1, int4_min_sqnr_db=0.0,
-    )  # fmt: skip
+    md = ModelData(ModelSource(arch=ARCH), image_dir, None, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), (1, 3, 32, 32))
+    spec = SensitivitySpec(model=md, out_dir=out, samples=8, val_samples=20, fallback=1, int4_min_sqnr_db=0.0)
     return out, sensitivity(spec)
 
 
