@@ -169,6 +169,16 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+def _sparse_cell(lint: dict[str, Any] | None) -> str:
+    """The lint verdict, or "dense" for a model with no sparse storage and few zeros (nothing to say)."""
+    if not lint:
+        return "-"
+    ratio = max((r["zero_ratio"] for r in lint["regions"]), default=0.0)
+    if lint["verdict"] != "eligible" and not lint["sparse_tensors"] and ratio < 0.5:
+        return "dense"
+    return str(lint["verdict"])
+
+
 def summary_table(manifest: Manifest) -> Table:
     """The per-variant table: size, parity, delegation and verdict (reasons are listed below it)."""
     table = Table(title=f"edgekit export: {manifest.name}", title_justify="left")
@@ -200,7 +210,7 @@ def summary_table(manifest: Manifest) -> Table:
             _fmt(p["sqnr_db"], ".1f"),
             _fmt(v.auc, ".4f"),
             deleg,
-            v.sparsity["verdict"] if v.sparsity else "-",
+            _sparse_cell(v.sparsity),
             "[green]pass[/]" if p["passed"] else "[red]FAIL[/]",
         )
     return table

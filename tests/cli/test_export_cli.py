@@ -236,3 +236,16 @@ def test_export_sparse_records_the_lint_and_the_fixes(image_dir: Path, tmp_path:
         assert any("TRANSPOSE+MEAN" in a for a in v.sparsity["applied"])
         assert (v.size_bytes or 0) < 0.5 * (dense.size_bytes or 0)
     assert "eligible" in result.output and "weights stored sparse" in result.output
+
+
+def test_sparse_cell_says_dense_for_unpruned_models() -> None:
+    from edgekit.cli.export_cmd import _sparse_cell
+
+    region = {"zero_ratio": 0.01}
+    assert _sparse_cell({"verdict": "blocked", "sparse_tensors": 0, "regions": [region]}) == "dense"
+    assert (
+        _sparse_cell({"verdict": "blocked", "sparse_tensors": 0, "regions": [{"zero_ratio": 0.8}]})
+        == "blocked"
+    )
+    assert _sparse_cell({"verdict": "too-dense", "sparse_tensors": 3, "regions": [region]}) == "too-dense"
+    assert _sparse_cell(None) == "-"
