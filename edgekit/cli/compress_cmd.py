@@ -11,31 +11,44 @@ from rich.table import Table
 from edgekit.cli.app import UI, run_guarded
 from edgekit.cli.export_cmd import model_source, parse_floats, parse_shape
 
-_MODEL_HELP = "Model file: .pt2 (safe default), or a .pt/.pth state dict with --arch."
-_DATA_HELP = "Labelled images: real/ and fake/ folders (default: the bundled sample's synthetic data)."
+# Options the three commands share (typer option objects are plain metadata, safe to reuse).
+_MODEL = typer.Argument(None, help="Model file: .pt2 (safe default), or a .pt/.pth state dict with --arch.")
+_DATA = typer.Option(
+    None,
+    "--data",
+    help="Labelled images: real/ and fake/ folders (default: the bundled sample's synthetic data).",
+)
+_CALIB = typer.Option(None, "--calib", help="Calibration images (default: the training split of --data).")
+_MEAN = typer.Option(None, "--mean", help="Per-channel mean after scaling to [0,1].")
+_STD = typer.Option(None, "--std", help="Per-channel std.")
+_SHAPE = typer.Option(None, "--input-shape", help="NCHW shape for state dicts.")
+_ARCH = typer.Option(None, "--arch", help="module.path:factory that builds the nn.Module.")
+_ARCH_KWARGS = typer.Option(None, "--arch-kwargs", help="JSON object of factory kwargs.")
+_WEIGHTS = typer.Option(None, "--weights", help="State dict / checkpoint for --arch.")
+_TRUST = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole nn.Module.")
 
 
 def prune(
-    model: Path | None = typer.Argument(None, help=_MODEL_HELP),
+    model: Path | None = _MODEL,
     sparsity: float = typer.Option(0.8, "--sparsity", help="Share of zeros in the pruned layers (0-1)."),
     pattern: str = typer.Option(
         "xnnpack", "--pattern", help="xnnpack (1x1 convs + FC), block4 (4-channel blocks) or unstructured."
     ),
-    data: Path | None = typer.Option(None, "--data", help=_DATA_HELP),
+    data: Path | None = _DATA,
     steps: int = typer.Option(200, "--steps", help="Fine-tuning steps (sparsity ramps over the first 70%)."),
     batch: int = typer.Option(32, "--batch", help="Fine-tuning batch size."),
     lr: float = typer.Option(3e-4, "--lr", help="Fine-tuning learning rate (AdamW)."),
     out: Path = typer.Option(Path("pruned"), "--out", "-o", help="Output folder (created)."),
     name: str = typer.Option("pruned", "--name", help="Stem of the pruned .pt2."),
     seed: int = typer.Option(0, "--seed", help="Seed of sampling and the validation split."),
-    mean: str | None = typer.Option(None, "--mean", help="Per-channel mean after scaling to [0,1]."),
-    std: str | None = typer.Option(None, "--std", help="Per-channel std."),
+    mean: str | None = _MEAN,
+    std: str | None = _STD,
     resize: str = typer.Option("bilinear", "--resize", help="bilinear, bicubic or nearest."),
-    input_shape: str | None = typer.Option(None, "--input-shape", help="NCHW shape for state dicts."),
-    arch: str | None = typer.Option(None, "--arch", help="module.path:factory that builds the nn.Module."),
-    arch_kwargs: str | None = typer.Option(None, "--arch-kwargs", help="JSON object of factory kwargs."),
-    weights: Path | None = typer.Option(None, "--weights", help="State dict / checkpoint for --arch."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole nn.Module."),
+    input_shape: str | None = _SHAPE,
+    arch: str | None = _ARCH,
+    arch_kwargs: str | None = _ARCH_KWARGS,
+    weights: Path | None = _WEIGHTS,
+    trust_pickle: bool = _TRUST,
     as_json: bool = typer.Option(False, "--json", help="Print prune.json on stdout."),
 ) -> None:
     """Gradual magnitude pruning with short fine-tuning; writes a pruned .pt2 for `export --sparse`."""
@@ -90,11 +103,9 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
 
 
 def sensitivity(
-    model: Path | None = typer.Argument(None, help=_MODEL_HELP),
-    calib: Path | None = typer.Option(
-        None, "--calib", help="Calibration images (default: the training split of --data)."
-    ),
-    data: Path | None = typer.Option(None, "--data", help=_DATA_HELP),
+    model: Path | None = _MODEL,
+    calib: Path | None = _CALIB,
+    data: Path | None = _DATA,
     out: Path = typer.Option(Path("sensitivity"), "--out", "-o", help="Output folder (created)."),
     samples: int = typer.Option(32, "--samples", help="Inputs per SQNR measurement."),
     val_samples: int = typer.Option(200, "--val-samples", help="Validation samples for the pruning AUC."),
@@ -104,13 +115,13 @@ def sensitivity(
     int4_min_sqnr: float = typer.Option(
         30.0, "--int4-min-sqnr", help="Output SQNR (dB) an FC needs for INT4."
     ),
-    mean: str | None = typer.Option(None, "--mean", help="Per-channel mean after scaling to [0,1]."),
-    std: str | None = typer.Option(None, "--std", help="Per-channel std."),
-    input_shape: str | None = typer.Option(None, "--input-shape", help="NCHW shape for state dicts."),
-    arch: str | None = typer.Option(None, "--arch", help="module.path:factory that builds the nn.Module."),
-    arch_kwargs: str | None = typer.Option(None, "--arch-kwargs", help="JSON object of factory kwargs."),
-    weights: Path | None = typer.Option(None, "--weights", help="State dict / checkpoint for --arch."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole nn.Module."),
+    mean: str | None = _MEAN,
+    std: str | None = _STD,
+    input_shape: str | None = _SHAPE,
+    arch: str | None = _ARCH,
+    arch_kwargs: str | None = _ARCH_KWARGS,
+    weights: Path | None = _WEIGHTS,
+    trust_pickle: bool = _TRUST,
     top: int = typer.Option(10, "--top", help="Rows shown per table."),
 ) -> None:
     """Per-layer INT8/INT4 quantization error and pruning sensitivity; writes a mixed recipe for `export --recipe`."""
@@ -169,11 +180,9 @@ def _db(value: float | None) -> str:
 
 
 def optimize(
-    model: Path | None = typer.Argument(None, help=_MODEL_HELP),
-    calib: Path | None = typer.Option(
-        None, "--calib", help="Calibration images (default: the training split of --data)."
-    ),
-    data: Path | None = typer.Option(None, "--data", help=_DATA_HELP),
+    model: Path | None = _MODEL,
+    calib: Path | None = _CALIB,
+    data: Path | None = _DATA,
     max_auc_drop: float = typer.Option(0.01, "--max-auc-drop", help="Largest AUC loss a winner may have."),
     objective: str = typer.Option(
         "size", "--objective", help="size (smallest file) or latency (fastest on this host)."
@@ -185,13 +194,13 @@ def optimize(
     no_sparse: bool = typer.Option(False, "--no-sparse", help="Skip the pruned candidates (no fine-tuning)."),
     val_samples: int = typer.Option(500, "--val-samples", help="Validation samples scored per candidate."),
     out: Path = typer.Option(Path("optimize"), "--out", "-o", help="Output folder (created)."),
-    mean: str | None = typer.Option(None, "--mean", help="Per-channel mean after scaling to [0,1]."),
-    std: str | None = typer.Option(None, "--std", help="Per-channel std."),
-    input_shape: str | None = typer.Option(None, "--input-shape", help="NCHW shape for state dicts."),
-    arch: str | None = typer.Option(None, "--arch", help="module.path:factory that builds the nn.Module."),
-    arch_kwargs: str | None = typer.Option(None, "--arch-kwargs", help="JSON object of factory kwargs."),
-    weights: Path | None = typer.Option(None, "--weights", help="State dict / checkpoint for --arch."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole nn.Module."),
+    mean: str | None = _MEAN,
+    std: str | None = _STD,
+    input_shape: str | None = _SHAPE,
+    arch: str | None = _ARCH,
+    arch_kwargs: str | None = _ARCH_KWARGS,
+    weights: Path | None = _WEIGHTS,
+    trust_pickle: bool = _TRUST,
     device: str | None = typer.Option(
         None, "--device", help="Also time every candidate on this device (serial, pixel9, or emulator)."
     ),
