@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from edgekit.cli.app import UI, run_guarded
 from edgekit.cli.export_cmd import model_source, parse_floats, parse_shape
+
+if TYPE_CHECKING:
+    from edgekit.sensitivity import ModelData
 
 # Options the three commands share (typer option objects are plain metadata, safe to reuse).
 _MODEL = typer.Argument(None, help="Model file: .pt2 (safe default), or a .pt/.pth state dict with --arch.")
@@ -93,6 +97,18 @@ def prune(
     )
 
 
+def _model_data(
+    model: Path | None, weights: Path | None, arch: str | None, arch_kwargs: str | None, trust_pickle: bool,
+    data: Path | None, calib: Path | None, mean: str | None, std: str | None, input_shape: str | None,
+) -> ModelData:  # fmt: skip
+    from edgekit.sensitivity import ModelData
+
+    return ModelData(
+        model_source(model, weights, arch, arch_kwargs, trust_pickle), data, calib,
+        parse_floats(mean, "--mean"), parse_floats(std, "--std"), parse_shape(input_shape),
+    )  # fmt: skip
+
+
 def _floats(text: str, name: str) -> tuple[float, ...]:
     from edgekit.errors import UsageError
 
@@ -125,20 +141,13 @@ def sensitivity(
     top: int = typer.Option(10, "--top", help="Rows shown per table."),
 ) -> None:
     """Per-layer INT8/INT4 quantization error and pruning sensitivity; writes a mixed recipe for `export --recipe`."""
-    from edgekit.sensitivity import ModelData, SensitivitySpec
+    from edgekit.sensitivity import SensitivitySpec
     from edgekit.sensitivity import sensitivity as run_sensitivity
 
     ui = UI.current()
 
     def build() -> SensitivitySpec:
-        md = ModelData(
-            model_source(model, weights, arch, arch_kwargs, trust_pickle),
-            data,
-            calib,
-            parse_floats(mean, "--mean"),
-            parse_floats(std, "--std"),
-            parse_shape(input_shape),
-        )
+        md = _model_data(model, weights, arch, arch_kwargs, trust_pickle, data, calib, mean, std, input_shape)
         return SensitivitySpec(
             model=md, out_dir=out, samples=samples, val_samples=val_samples,
             prune_ratio=prune_ratio, pattern=pattern, fallback=fallback, int4_min_sqnr_db=int4_min_sqnr,
@@ -210,19 +219,11 @@ def optimize(
     """Search FP16/INT8/INT8+fallback/INT4-mixed/sparse candidates for the smallest (or fastest) within budget."""
     from edgekit.optimize import OptimizeSpec
     from edgekit.optimize import optimize as run_optimize
-    from edgekit.sensitivity import ModelData
 
     ui = UI.current()
 
     def build() -> OptimizeSpec:
-        md = ModelData(
-            model_source(model, weights, arch, arch_kwargs, trust_pickle),
-            data,
-            calib,
-            parse_floats(mean, "--mean"),
-            parse_floats(std, "--std"),
-            parse_shape(input_shape),
-        )
+        md = _model_data(model, weights, arch, arch_kwargs, trust_pickle, data, calib, mean, std, input_shape)
         return OptimizeSpec(
             model=md, out_dir=out, max_auc_drop=max_auc_drop, objective=objective,
             sparsity_levels=() if no_sparse else _floats(sparsity_levels, "--sparsity-levels"),
