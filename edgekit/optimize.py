@@ -169,7 +169,7 @@ class _Search:
     def evaluate(self, cand: Candidate, build: Callable[[], bytes], reference: np.ndarray) -> Candidate:
         from sklearn.metrics import roc_auc_score
 
-        from edgekit.exporters.sparsity import lint
+        from edgekit.exporters.sparsity import lint, sparsity_label
         from edgekit.exporters.tflite_graph import TFLiteGraph
         from edgekit.parity import compare, fake_scores
         from edgekit.runners.base import run_batch
@@ -205,7 +205,7 @@ class _Search:
             cand, file=fname, size_bytes=len(data), size_ratio=round(len(data) / self.fp32_size, 4) if self.fp32_size else 1.0,
             auc=auc, auc_drop=drop, parity_passed=parity.passed, parity_flips=parity.flips,
             sqnr_db=round(parity.sqnr_db, 2) if np.isfinite(parity.sqnr_db) else None,
-            sparsity_verdict=lint(TFLiteGraph(data)).verdict, verdict=verdict,
+            sparsity_verdict=sparsity_label(lint(TFLiteGraph(data)).to_dict()), verdict=verdict,
             note="; ".join(parity.reasons)[:160],
         )  # fmt: skip
         self.rows.append(row)

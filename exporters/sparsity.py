@@ -82,6 +82,16 @@ class SparsityLint:
         }
 
 
+def sparsity_label(lint: dict[str, Any] | None) -> str:
+    """A lint (as saved) in one word for tables: its verdict, or "dense" when there is nothing sparse to judge."""
+    if not lint:
+        return "-"
+    ratio = max((r["zero_ratio"] for r in lint["regions"]), default=0.0)
+    if lint["verdict"] != "eligible" and not lint["sparse_tensors"] and ratio < 0.5:
+        return "dense"
+    return str(lint["verdict"])
+
+
 @dataclass(frozen=True)
 class EncodedTensor:
     """One weight tensor rewritten to sparse storage."""

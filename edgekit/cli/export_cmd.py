@@ -169,18 +169,10 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def _sparse_cell(lint: dict[str, Any] | None) -> str:
-    """The lint verdict, or "dense" for a model with no sparse storage and few zeros (nothing to say)."""
-    if not lint:
-        return "-"
-    ratio = max((r["zero_ratio"] for r in lint["regions"]), default=0.0)
-    if lint["verdict"] != "eligible" and not lint["sparse_tensors"] and ratio < 0.5:
-        return "dense"
-    return str(lint["verdict"])
-
-
 def summary_table(manifest: Manifest) -> Table:
     """The per-variant table: size, parity, delegation and verdict (reasons are listed below it)."""
+    from edgekit.exporters.sparsity import sparsity_label
+
     table = Table(title=f"edgekit export: {manifest.name}", title_justify="left")
     for col in ("variant", "MB", "xFP32", "max diff", "flips", "SQNR", "AUC", "XNNPACK", "sparse", "verdict"):
         table.add_column(
@@ -210,7 +202,7 @@ def summary_table(manifest: Manifest) -> Table:
             _fmt(p["sqnr_db"], ".1f"),
             _fmt(v.auc, ".4f"),
             deleg,
-            _sparse_cell(v.sparsity),
+            sparsity_label(v.sparsity),
             "[green]pass[/]" if p["passed"] else "[red]FAIL[/]",
         )
     return table

@@ -239,7 +239,7 @@ def test_export_sparse_records_the_lint_and_the_fixes(image_dir: Path, tmp_path:
 
 
 def test_sparse_cell_says_dense_for_unpruned_models() -> None:
-    from edgekit.cli.export_cmd import _sparse_cell
+    from edgekit.exporters.sparsity import sparsity_label as _sparse_cell
 
     region = {"zero_ratio": 0.01}
     assert _sparse_cell({"verdict": "blocked", "sparse_tensors": 0, "regions": [region]}) == "dense"
