@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.hostinfo import cpu_line
+
 os.environ.setdefault("TQDM_DISABLE", "1")
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -193,6 +195,7 @@ def main() -> None:
 def write(out: Path, rows: list[dict[str, Any]], ref_auc: float, n: int, n_calib: int) -> None:
     """CSV + markdown summary of the comparison."""
     out.mkdir(parents=True, exist_ok=True)
+    rows = [{**r, "cpu": cpu_line()} for r in rows]
     with open(out / "quant_paths.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
@@ -200,7 +203,7 @@ def write(out: Path, rows: list[dict[str, Any]], ref_auc: float, n: int, n_calib
     lines = [
         "# INT8 path comparison on the bundled sample detector",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+        f"Machine: {cpu_line()}, Python {platform.python_version()}. "
         f"{n} held-out sample images, {n_calib} calibration images. PyTorch reference AUC {ref_auc:.4f}.",
         "Latency: LiteRT + XNNPACK, 1 thread, median of interleaved repeats on a shared machine: "
         "compare the ratios, not the milliseconds.",

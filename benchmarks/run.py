@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.hostinfo import cpu_line
+
 os.environ.setdefault("TQDM_DISABLE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -83,7 +85,7 @@ def _export_code(model: Path, out: Path, variants: tuple[str, ...], calib: Path,
     return f"""
 import json
 from pathlib import Path
-from edgekit.export import export
+from edgekit.exporting import export
 from edgekit.spec import ExportSpec, ModelSource
 m = export(ExportSpec(source=ModelSource(path=Path({str(model)!r})), out_dir=Path({str(out)!r}), variants={variants!r},
            calib_dir=Path({str(calib)!r}), calib_samples=100, parity_samples=32, mean=({mean},)*3, std=(0.5,)*3))
@@ -148,7 +150,7 @@ def _peers(export_dir: Path, calib: Path, manifest: dict[str, Any]) -> list[dict
     import onnxruntime.quantization as oq
     from ai_edge_quantizer import quantizer, recipe
 
-    from edgekit.data import find_files, load_dataset, split_files
+    from edgekit.data.tensors import find_files, load_dataset, split_files
     from edgekit.parity import compare
     from edgekit.runners import run_batch
     from edgekit.runners.litert import LiteRTRunner
@@ -281,6 +283,8 @@ def _r(v: Any) -> Any:
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
+    cpu = cpu_line()
+    rows = [{**r, "cpu": cpu} for r in rows]
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
@@ -396,7 +400,7 @@ def _summary(out: Path, *tables: Any) -> None:
     lines = [
         "# edgekit benchmarks" + (" (quick smoke)" if quick else ""),
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}, Python "
+        f"Machine: {cpu_line()}, Python "
         f"{platform.python_version()}; host CPU only (no phone). Latency: median of interleaved repeats; "
         "compare the ratios, not the milliseconds.",
         "",

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.hostinfo import cpu_line, emulated_cpu_env
+
 os.environ.setdefault("TQDM_DISABLE", "1")
 RESULTS = Path(__file__).resolve().parent / "results"
 RECIPES = (("unstructured", 0.5), ("xnnpack", 0.8), ("block4", 0.8))
@@ -81,7 +83,7 @@ def _qemu_ms(paths: dict[str, Path], x: np.ndarray, rounds: int) -> dict[str, fl
         proc = subprocess.run(
             [qemu, "-cpu", "Nehalem", sys.executable, "-c", _QEMU_TIMER,
              json.dumps({n: str(p) for n, p in paths.items()}), str(Path(tmp) / "x.npy"), str(rounds)],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, env=emulated_cpu_env("Nehalem"),
         )  # fmt: skip
     result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
@@ -100,12 +102,13 @@ def main() -> None:
     import torch
     from sklearn.metrics import roc_auc_score
 
+    from edgekit.compress.prune import PruneSpec, prune
+    from edgekit.compress.workspace import sample_arrays
     from edgekit.exporters import ExportContext, get_variant
     from edgekit.exporters.sparsity import lint
     from edgekit.exporters.tflite_graph import TFLiteGraph
     from edgekit.loading import load_model
     from edgekit.parity import compare, fake_scores
-    from edgekit.prune import PruneSpec, prune, sample_arrays
     from edgekit.runners import run_batch
     from edgekit.runners.litert import LiteRTRunner
     from edgekit.runners.torch import TorchRunner
@@ -171,6 +174,7 @@ def main() -> None:
 
 def write(out: Path, rows: list[dict[str, Any]], args: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    rows = [{**r, "cpu": cpu_line()} for r in rows]
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
@@ -186,6 +190,8 @@ def write(out: Path, rows: list[dict[str, Any]], args: Any) -> None:
         "images; `host_x_dense` = latency / dense FP32 latency on this x86 host (AVX: XNNPACK keeps dense kernels); "
         "`qemu_x_dense` = the same under `qemu-x86_64 -cpu Nehalem` (SSE only: the sparse kernels run). "
         "Speed-ups on a phone are only claimed as 'eligible on ARM64' (lint), never measured here.",
+        "",
+        f"Machine: {cpu_line()}.",
         "",
         "| " + " | ".join(cols) + " |",
         "|" + "---|" * len(cols),

@@ -51,8 +51,9 @@ from edgekit.errors import (
     DeviceTimeoutError,
     UsageError,
 )
+from edgekit.hostinfo import host_cpu
 from edgekit.parity import compare
-from edgekit.spec import DEFAULT_TOLERANCES, OutputKind, OutputSpec, Tolerance
+from edgekit.spec import DEFAULT_TOLERANCES, OutputSpec, Tolerance
 
 #: Where `gradle :app:assembleRelease` puts the APK, relative to the repository root.
 DEFAULT_APK = Path("android_app/app/build/outputs/apk/release/app-release.apk")
@@ -159,9 +160,7 @@ def _load_models(spec: BenchSpec) -> list[BenchModel]:
     root = target if target.is_dir() else target.parent
     x = np.load(root / manifest.parity_data["inputs_file"], allow_pickle=False)[: spec.parity_samples]
     ref = np.load(root / manifest.parity_data["reference_file"], allow_pickle=False)[: spec.parity_samples]
-    output = OutputSpec(
-        OutputKind(manifest.output["kind"]), manifest.output["classes"], manifest.output["positive_index"]
-    )
+    output = manifest.output_spec()
     models = []
     for v in manifest.variants:
         if v.format != "tflite" or v.status != "ok" or v.file is None:
@@ -402,6 +401,8 @@ def _base_record(cell: Cell, spec: BenchSpec, info: DeviceInfo, run_id: str) -> 
         "threads": cell.threads,
         "runs": spec.runs,
         "warmup": spec.warmup,
+        # an emulated device's timings are this host's: say which CPU and ISA produced them
+        "host_cpu": host_cpu() if info.emulated else None,
     }
 
 
@@ -506,6 +507,21 @@ def _progress_line(record: dict[str, Any]) -> str:
     lat = record["latency"]
     return (f"{record['device']} {record['variant']} {record['accelerator']} x{record['threads']}: "
             f"p50 {lat['p50']:.2f} ms, peak {record['peak_ram_mb']} MB, parity {'ok' if record['parity_ok'] else 'FAIL'}")  # fmt: skip
+
+
+def latency_timer(device: str, adb: str | None, out_dir: Path) -> Callable[[Path, str], float | None]:
+    """A timer for ``edgekit optimize``: p50 latency (ms, 1 thread) of one model on ``device``,
+    run through the whole bench path; its records go to ``out_dir/<name>/``."""
+
+    def timer(model: Path, name: str) -> float | None:
+        spec = BenchSpec(
+            target=model, out_dir=Path(out_dir) / name, device=device, adb=adb,
+            threads=(1,), runs=30, warmup=5, parity_samples=4,
+        )  # fmt: skip
+        ok = [c for c in bench(spec).cells if c.get("status") == "ok"]
+        return round(float(ok[0]["latency"]["p50"]), 3) if ok else None
+
+    return timer
 
 
 def devices(address: str | None, emulator: bool = False) -> list[DeviceInfo]:

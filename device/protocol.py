@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import ProtocolError
 
 PACKAGE = "dev.edgekit.bench"
 INSTRUMENTATION = f"{PACKAGE}/.BenchInstrumentation"
@@ -37,12 +37,6 @@ ENGINES = ("compiled_model", "interpreter")
 GPU_PRECISIONS = ("fp32", "fp16")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class ProtocolError(EdgekitError):
-    """A config or result file that does not follow the protocol."""
-
-    exit_code = 2
 
 
 def _require(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.errors import ProtocolError
+
 
 @dataclass(frozen=True)
 class LatencyStats:
@@ -31,7 +33,7 @@ def latency_stats(timings_ms: list[float] | tuple[float, ...], trim: float = 0.1
     """Mean, std, min, max, p50/p90/p99 (linear interpolation) and a ``trim``-trimmed mean."""
     t = np.sort(np.asarray(timings_ms, dtype=np.float64))
     if t.size == 0:
-        raise ValueError("no timings")
+        raise ProtocolError("the result holds no timings; rerun the cell")
     k = int(t.size * trim)
     kept = t[k : t.size - k] if t.size - 2 * k > 0 else t
     p50, p90, p99 = (float(v) for v in np.percentile(t, [50, 90, 99]))

@@ -7,7 +7,9 @@
     ├── OutputError           the output folder cannot be written (exit 2)
     ├── ExportError           a converter or quantizer failed (exit 1)
     │   └── UnsupportedOpError  the converter rejected an op (names the op and the layer)
+    ├── AnalysisError         a comparison, metric or explanation cannot be computed (exit 1)
     └── DeviceError           a phone or the benchmark app misbehaved (exit 1)
+        ├── ProtocolError         a config or result file that breaks the app protocol (exit 2)
         ├── DeviceSelectionError  no, several, unauthorized or offline devices (exit 2)
         ├── AppNotInstalledError  the benchmark app is missing and no APK was given (exit 2)
         ├── DeviceTimeoutError    a device step ran past its timeout
@@ -63,10 +65,22 @@ class UnsupportedOpError(ExportError):
     exit_code = 2
 
 
+class AnalysisError(EdgekitError):
+    """Outputs that cannot be compared, or a metric or heatmap that cannot be computed."""
+
+    exit_code = 1
+
+
 class DeviceError(EdgekitError):
     """A phone, the ADB link or the benchmark app failed."""
 
     exit_code = 1
+
+
+class ProtocolError(DeviceError):
+    """A config or result file that does not follow the app protocol."""
+
+    exit_code = 2
 
 
 class DeviceSelectionError(DeviceError):

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from edgekit._capture import captured_output
 from edgekit._io import sha256_file
 from edgekit.errors import ModelLoadError, UsageError
-from edgekit.spec import ModelSource
+from edgekit.spec import InputSpec, ModelSource, OutputSpec
 
 if TYPE_CHECKING:
     import torch
@@ -238,3 +240,29 @@ def _load_pickle(path: Path, digest: str, notes: list[str]) -> LoadedModel:
         raise ModelLoadError(f"{path} unpickled to {type(obj).__name__}, not an nn.Module")
     notes.append("loaded a pickled nn.Module (--trust-pickle)")
     return LoadedModel(_prepare(obj, notes), "pickle", str(path.resolve()), digest, None, notes)
+
+
+def probe_output(module: Any, spec: InputSpec, output: OutputSpec) -> OutputSpec:
+    """Run zeros through the model: checks the input shape and counts the outputs."""
+    import torch
+
+    try:
+        with torch.inference_mode():
+            y = module(torch.zeros(spec.shape))
+    except Exception as exc:
+        raise UsageError(
+            f"the model rejects input shape {'x'.join(map(str, spec.shape))} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); pass the right --input-shape"
+        ) from exc
+    if isinstance(y, (tuple, list)):
+        y = y[0]
+    if not hasattr(y, "shape") or y.shape[0] != spec.shape[0]:
+        raise UsageError("the model must return one tensor of shape (batch, 1) or (batch, 2)")
+    classes = int(np.prod(y.shape[1:])) if y.dim() > 1 else 1
+    if classes not in (1, 2):
+        raise UsageError(
+            f"the model returns {classes} values per image; edgekit handles binary detectors (1 logit or 2 classes)"
+        )
+    return OutputSpec(
+        kind=output.kind, classes=classes, positive_index=min(output.positive_index, classes - 1)
+    )

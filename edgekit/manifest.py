@@ -13,6 +13,7 @@ from typing import Any
 
 from edgekit._io import atomic_write_text
 from edgekit.errors import UsageError
+from edgekit.spec import OutputKind, OutputSpec, Preprocess
 
 SCHEMA = "edgekit.manifest"
 SCHEMA_VERSION = 1
@@ -88,12 +89,34 @@ class Manifest:
         """True when every variant exported and passed parity."""
         return all(v.passed for v in self.variants)
 
+    def output_spec(self) -> OutputSpec:
+        """The recorded detector output as a spec (how to turn outputs into a fake score)."""
+        try:
+            o = self.output
+            return OutputSpec(OutputKind(o["kind"]), int(o["classes"]), int(o["positive_index"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(
+                f"the manifest's 'output' is not valid ({exc}); re-run 'edgekit export'"
+            ) from None
+
+    def preprocess_spec(self) -> Preprocess:
+        """The recorded preprocessing as a spec (what calibration, eval and the phone feed)."""
+        try:
+            p = dict(self.preprocess)
+            return Preprocess(**{**p, "mean": tuple(p["mean"]), "std": tuple(p["std"])})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(
+                f"the manifest's 'preprocess' is not valid ({exc}); re-run 'edgekit export'"
+            ) from None
+
     def variant(self, name: str) -> VariantRecord:
         """The record of variant ``name``."""
         for v in self.variants:
             if v.name == name:
                 return v
-        raise KeyError(name)
+        raise UsageError(
+            f"no variant {name!r} in the manifest; it has {', '.join(v.name for v in self.variants)}"
+        )
 
 
 def manifest_from_dict(d: dict[str, Any]) -> Manifest:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.errors import AnalysisError
 from edgekit.spec import OutputKind, OutputSpec, Tolerance
 
 
@@ -48,6 +49,13 @@ class ParityResult:
     passed: bool
     reasons: tuple[str, ...]
     tolerance: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ParityResult:
+        """The inverse of :meth:`to_dict` ("inf" strings back to floats)."""
+        values: dict[str, Any] = {k: (float(v) if v in ("inf", "-inf") else v) for k, v in d.items()}
+        values["reasons"] = tuple(values.get("reasons") or ())
+        return cls(**{k: values[k] for k in cls.__dataclass_fields__})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (infinite SQNR becomes the string "inf")."""
@@ -94,7 +102,9 @@ def compare(
     ref = np.asarray(reference, np.float64)
     cand = np.asarray(candidate, np.float64)
     if ref.shape != cand.shape:
-        raise ValueError(f"output shapes differ: reference {ref.shape}, candidate {cand.shape}")
+        raise AnalysisError(
+            f"output shapes differ: reference {ref.shape}, candidate {cand.shape}; the variant does not match its model"
+        )
     n = int(ref.shape[0])
     diff = np.abs(ref - cand)
     s_ref, s_cand = fake_scores(ref, output), fake_scores(cand, output)

@@ -134,7 +134,7 @@ class ModelSource:
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """Everything `edgekit export` needs; built by the CLI, consumed by :func:`edgekit.export.export`."""
+    """Everything `edgekit export` needs; built by the CLI, consumed by :func:`edgekit.exporting.export`."""
 
     source: ModelSource
     out_dir: Path

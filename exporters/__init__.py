@@ -12,6 +12,26 @@ if __name__ != "edgekit.exporters":
         "(install the project with 'pip install -e .')"
     )
 
-from edgekit.exporters.registry import ExportContext, VariantInfo, available, get_variant, register
+from edgekit.exporters.registry import (
+    ExportContext,
+    VariantFlag,
+    VariantInfo,
+    available,
+    declare_flag,
+    flags,
+    get_variant,
+    register,
+    variants_for,
+)
 
-__all__ = ["ExportContext", "VariantInfo", "available", "get_variant", "register"]
+__all__ = [
+    "ExportContext",
+    "VariantFlag",
+    "VariantInfo",
+    "available",
+    "declare_flag",
+    "flags",
+    "get_variant",
+    "register",
+    "variants_for",
+]

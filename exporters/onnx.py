@@ -18,7 +18,7 @@ import numpy as np
 
 from edgekit._capture import captured_output
 from edgekit.errors import ExportError
-from edgekit.exporters.registry import ExportContext, register
+from edgekit.exporters.registry import ExportContext, declare_flag, register
 
 _OPSET = 18
 
@@ -60,13 +60,16 @@ class _Reader:
         return next(self._it, None)
 
 
-@register("onnx_fp32", format="onnx", precision="fp32", suffix="fp32")
+declare_flag("onnx", "Also export ONNX (FP32; FP16/INT8 with --fp16/--int8).")
+
+
+@register("onnx_fp32", format="onnx", precision="fp32", suffix="fp32", flags=("onnx",))
 def export_onnx_fp32(ctx: ExportContext) -> bytes:
     """Float32 ONNX (torch.onnx dynamo exporter)."""
     return float_onnx(ctx)
 
 
-@register("onnx_fp16", format="onnx", precision="fp16", suffix="fp16")
+@register("onnx_fp16", format="onnx", precision="fp16", suffix="fp16", flags=("onnx", "fp16"))
 def export_onnx_fp16(ctx: ExportContext) -> bytes:
     """Float16 ONNX with float32 inputs and outputs kept."""
     import onnx
@@ -78,7 +81,14 @@ def export_onnx_fp16(ctx: ExportContext) -> bytes:
     return bytes(half.SerializeToString())
 
 
-@register("onnx_int8", format="onnx", precision="int8", suffix="int8", needs_calibration=True)
+@register(
+    "onnx_int8",
+    format="onnx",
+    precision="int8",
+    suffix="int8",
+    needs_calibration=True,
+    flags=("onnx", "int8"),
+)
 def export_onnx_int8(ctx: ExportContext) -> bytes:
     """INT8 QDQ static (per-channel 7-bit QInt8 weights, QUInt8 activations, MinMax calibration)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static

@@ -28,6 +28,9 @@ class VariantInfo:
     needs_calibration: bool
     description: str
     build: Callable[[ExportContext], bytes] = field(repr=False, compare=False)
+    #: the CLI flags (see :func:`declare_flag`) that must all be on for the variant to be exported;
+    #: none: always exported
+    flags: tuple[str, ...] = ()
 
     def filename(self, stem: str) -> str:
         """``<stem>.<suffix>.<format>``, e.g. ``model.int8.tflite``."""
@@ -75,7 +78,21 @@ class ExportContext:
         return [self.calibration[i : i + 1] for i in range(len(self.calibration))]
 
 
+@dataclass(frozen=True)
+class VariantFlag:
+    """A boolean ``edgekit export`` option that switches variants on (``--int8``, ``--onnx``...)."""
+
+    name: str
+    help: str
+
+    @property
+    def option(self) -> str:
+        """The command-line spelling, e.g. ``--int8-dynamic``."""
+        return "--" + self.name.replace("_", "-")
+
+
 _REGISTRY: dict[str, VariantInfo] = {}
+_FLAGS: dict[str, VariantFlag] = {}
 _MODULES = ("edgekit.exporters.tflite", "edgekit.exporters.onnx")
 
 
@@ -87,18 +104,41 @@ def register(
     suffix: str,
     needs_calibration: bool = False,
     description: str = "",
+    flags: tuple[str, ...] = (),
 ) -> Callable[[Callable[[ExportContext], bytes]], Callable[[ExportContext], bytes]]:
-    """Decorator that adds an exporter function to the registry under ``name``."""
+    """Decorator that adds an exporter function to the registry under ``name``.
+
+    ``flags`` names the declared CLI flags that select it (all of them must be on).
+    """
 
     def deco(fn: Callable[[ExportContext], bytes]) -> Callable[[ExportContext], bytes]:
         if name in _REGISTRY:
             raise RuntimeError(f"variant {name!r} registered twice")
         _REGISTRY[name] = VariantInfo(
-            name, format, precision, suffix, needs_calibration, description or (fn.__doc__ or "").strip(), fn
-        )
+            name, format, precision, suffix, needs_calibration, description or (fn.__doc__ or "").strip(), fn,
+            tuple(flags),
+        )  # fmt: skip
         return fn
 
     return deco
+
+
+def declare_flag(name: str, help: str) -> None:
+    """Declare a boolean export option (``name`` in snake_case) that variants can be selected by."""
+    if name in _FLAGS:
+        raise RuntimeError(f"flag {name!r} declared twice")
+    _FLAGS[name] = VariantFlag(name, help)
+
+
+def flags() -> dict[str, VariantFlag]:
+    """Every declared variant flag, in declaration order."""
+    _load_all()
+    return dict(_FLAGS)
+
+
+def variants_for(enabled: set[str]) -> tuple[str, ...]:
+    """The variants whose flags are all in ``enabled``, in registration order."""
+    return tuple(n for n, v in available().items() if set(v.flags) <= enabled)
 
 
 def _load_all() -> None:

@@ -16,11 +16,18 @@ from typing import Any
 
 from edgekit._capture import captured_output
 from edgekit.errors import ExportError, UnsupportedOpError, UsageError
-from edgekit.exporters.registry import ExportContext, register
+from edgekit.exporters import aeq
+from edgekit.exporters.registry import ExportContext, declare_flag, register
 from edgekit.spec import Layout
 
 # ai-edge-quantizer draws tqdm bars on stderr; we show our own progress instead.
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+declare_flag("fp16", "Add float16-weight variants.")
+declare_flag("int8", "Add static INT8 variants (needs --calib).")
+declare_flag("int8_dynamic", "Add a dynamic-range INT8 TFLite variant.")
+declare_flag("int8_io", "Add a static INT8 TFLite variant with int8 input/output.")
+declare_flag("sparse", "Add sparse-storage TFLite variants (FP32, FP16, INT8 weight-only) of a pruned model.")
 
 
 def _layer_of(module: Any, op: str) -> str:
@@ -74,64 +81,28 @@ def _convert(ctx: ExportContext) -> bytes:
     return data
 
 
-def _signature_input(model: bytes) -> tuple[str, str]:
-    from ai_edge_litert.interpreter import Interpreter
+def calibration_batches(ctx: ExportContext) -> list[Any]:
+    """The context's calibration batches in the layout of the converted graph."""
+    batches = ctx.calibration_batches()
+    if ctx.input_spec.layout is Layout.NHWC:
+        batches = [b.transpose(0, 2, 3, 1).copy() for b in batches]
+    return batches
 
-    sigs = Interpreter(model_content=model).get_signature_list()
-    key = next(iter(sigs))
-    return key, sigs[key]["inputs"][0]
+
+def quantize_float(ctx: ExportContext, recipe: Any) -> bytes:
+    """The float TFLite model quantized with an ai-edge-quantizer recipe, calibrated on the context's data."""
+    has_data = ctx.calibration is not None and len(ctx.calibration) > 0
+    batches = calibration_batches(ctx) if has_data else None
+    return aeq.quantize(float_tflite(ctx), recipe, batches, num_threads=ctx.num_threads)
 
 
-def static_int8(
-    ctx: ExportContext, float_io: bool = True, float_ops: tuple[str, ...] = ("HARD_SWISH",)
-) -> bytes:
-    """Full-integer INT8 (per-channel weights) calibrated with a min/max tracker.
+def static_int8(ctx: ExportContext, float_io: bool = True) -> bytes:
+    """Full-integer INT8 (per-channel weights) with edgekit's recipe (see :mod:`edgekit.exporters.aeq`).
 
-    The default moving-average tracker collapses a single-logit output range, and
-    static INT8 HARD_SWISH is not delegated to XNNPACK, so both are overridden.
-    With ``float_io`` the graph inputs/outputs stay float32 (QUANTIZE/DEQUANTIZE at
-    the edges), which is what most apps feed; otherwise they are int8.
+    With ``float_io`` the graph inputs/outputs stay float32 (QUANTIZE/DEQUANTIZE at the
+    edges), which is what most apps feed; otherwise they are int8.
     """
-    from ai_edge_quantizer import recipe_manager
-    from ai_edge_quantizer.algorithm_manager import AlgorithmName
-    from ai_edge_quantizer.qtyping import TFLOperationName
-
-    base = float_tflite(ctx)
-    rm = recipe_manager.RecipeManager()
-    rm.add_static_config(".*", TFLOperationName.ALL_SUPPORTED, 8, 8)
-    keep_float = (*float_ops, "INPUT", "OUTPUT") if float_io else float_ops
-    for op in keep_float:
-        rm.add_quantization_config(".*", TFLOperationName(op), algorithm_key=AlgorithmName.NO_QUANTIZE)
-    return _quantize_with(ctx, base, rm.get_quantization_recipe())
-
-
-def _quantize_with(ctx: ExportContext, base: bytes, recipe: Any) -> bytes:
-    """Quantize ``base`` with an ai-edge-quantizer recipe, calibrating first when it needs it."""
-    from ai_edge_quantizer import calibrator, quantizer, recipe_manager
-    from ai_edge_quantizer.utils import qsv_utils
-
-    qt = quantizer.Quantizer(base, recipe)
-    qsvs = None
-    try:
-        with captured_output():
-            if qt.need_calibration:
-                rm = recipe_manager.RecipeManager()
-                rm.load_quantization_recipe(recipe)
-                key, name = _signature_input(base)
-                batches = ctx.calibration_batches()
-                if ctx.input_spec.layout is Layout.NHWC:
-                    batches = [b.transpose(0, 2, 3, 1).copy() for b in batches]
-                cal = calibrator.Calibrator(
-                    base, num_threads=ctx.num_threads, qsv_update_func=qsv_utils.min_max_update
-                )
-                cal.calibrate({key: [{name: b} for b in batches]}, rm)
-                qsvs = cal.get_model_qsvs()
-            result = qt.quantize(qsvs, enable_progress_report=False)
-    except UsageError:
-        raise
-    except Exception as exc:
-        raise ExportError(f"ai-edge-quantizer failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
-    return bytes(result.quantized_model)
+    return quantize_float(ctx, aeq.static_int8_recipe(float_io=float_io))
 
 
 @register("tflite_fp32", format="tflite", precision="fp32", suffix="fp32")
@@ -140,49 +111,40 @@ def export_fp32(ctx: ExportContext) -> bytes:
     return float_tflite(ctx)
 
 
-@register("tflite_fp16", format="tflite", precision="fp16", suffix="fp16")
+@register("tflite_fp16", format="tflite", precision="fp16", suffix="fp16", flags=("fp16",))
 def export_fp16(ctx: ExportContext) -> bytes:
     """Float16 weights, float32 compute (half the size; GPU-friendly)."""
-    from ai_edge_quantizer import quantizer
-    from ai_edge_quantizer.algorithm_manager import AlgorithmName
-    from ai_edge_quantizer.qtyping import TFLOperationName
-
-    qt = quantizer.Quantizer(float_tflite(ctx))
-    for op in (
-        TFLOperationName.CONV_2D,
-        TFLOperationName.DEPTHWISE_CONV_2D,
-        TFLOperationName.FULLY_CONNECTED,
-    ):
-        qt.add_weight_only_config(".*", op, 16, algorithm_key=AlgorithmName.FLOAT_CASTING)
-    try:
-        with captured_output():
-            result = qt.quantize(enable_progress_report=False)
-    except Exception as exc:
-        raise ExportError(f"ai-edge-quantizer FP16 cast failed: {type(exc).__name__}: {exc}") from exc
-    return bytes(result.quantized_model)
+    return aeq.fp16_weights(float_tflite(ctx))
 
 
-@register("tflite_int8", format="tflite", precision="int8", suffix="int8", needs_calibration=True)
+@register(
+    "tflite_int8", format="tflite", precision="int8", suffix="int8", needs_calibration=True, flags=("int8",)
+)
 def export_int8(ctx: ExportContext) -> bytes:
     """Static full-integer INT8, calibrated on the user's images (float I/O)."""
     return static_int8(ctx)
 
 
-@register("tflite_int8_io", format="tflite", precision="int8", suffix="int8io", needs_calibration=True)
+@register(
+    "tflite_int8_io",
+    format="tflite",
+    precision="int8",
+    suffix="int8io",
+    needs_calibration=True,
+    flags=("int8_io",),
+)
 def export_int8_io(ctx: ExportContext) -> bytes:
     """Static INT8 with int8 input and output tensors (no float quantize/dequantize at the edges)."""
     return static_int8(ctx, float_io=False)
 
 
-@register("tflite_int8_dynamic", format="tflite", precision="int8", suffix="int8dyn")
+@register("tflite_int8_dynamic", format="tflite", precision="int8", suffix="int8dyn", flags=("int8_dynamic",))
 def export_int8_dynamic(ctx: ExportContext) -> bytes:
     """Dynamic-range INT8: int8 weights, activations quantized at run time (no calibration)."""
-    from ai_edge_quantizer import recipe
-
-    return _quantize_with(ctx, float_tflite(ctx), recipe.dynamic_wi8_afp32())
+    return quantize_float(ctx, aeq.named_recipe("dynamic_wi8_afp32"))
 
 
-@register("tflite_recipe", format="tflite", precision="mixed", suffix="recipe")
+@register("tflite_recipe", format="tflite", precision="mixed", suffix="recipe", flags=("recipe",))
 def export_recipe(ctx: ExportContext) -> bytes:
     """An ai-edge-quantizer recipe file (e.g. INT4 weights for some layers, INT8 elsewhere)."""
     import json
@@ -195,7 +157,7 @@ def export_recipe(ctx: ExportContext) -> bytes:
         raise UsageError(f"--recipe {ctx.recipe}: not a readable JSON recipe ({exc})") from exc
     if not isinstance(recipe, list) or not all(isinstance(r, dict) and "regex" in r for r in recipe):
         raise UsageError(f"--recipe {ctx.recipe}: expected a JSON list of {{regex, operation, ...}} entries")
-    return _quantize_with(ctx, float_tflite(ctx), recipe)
+    return quantize_float(ctx, recipe)
 
 
 def sparsify(ctx: ExportContext, base: bytes, label: str) -> bytes:
@@ -221,24 +183,20 @@ def sparsify(ctx: ExportContext, base: bytes, label: str) -> bytes:
     return graph.to_bytes()
 
 
-@register("tflite_sparse_fp32", format="tflite", precision="fp32", suffix="sparse")
+@register("tflite_sparse_fp32", format="tflite", precision="fp32", suffix="sparse", flags=("sparse",))
 def export_sparse_fp32(ctx: ExportContext) -> bytes:
     """FP32 with pruned 1x1-conv/FC weights in sparse storage (XNNPACK sparse inference on ARM64)."""
     return sparsify(ctx, float_tflite(ctx), "tflite_sparse_fp32")
 
 
-@register("tflite_sparse_fp16", format="tflite", precision="fp16", suffix="sparse16")
+@register("tflite_sparse_fp16", format="tflite", precision="fp16", suffix="sparse16", flags=("sparse",))
 def export_sparse_fp16(ctx: ExportContext) -> bytes:
     """FP16 weight storage, sparse where pruned; computes in FP32 so the sparse path still applies."""
     return sparsify(ctx, ctx.once("tflite_fp16", lambda: export_fp16(ctx)), "tflite_sparse_fp16")
 
 
-@register("tflite_sparse_int8w", format="tflite", precision="int8", suffix="sparse8w")
+@register("tflite_sparse_int8w", format="tflite", precision="int8", suffix="sparse8w", flags=("sparse",))
 def export_sparse_int8w(ctx: ExportContext) -> bytes:
     """INT8 weight-only storage (dequantized to FP32 at load), sparse where pruned; FP32 compute."""
-    from ai_edge_quantizer import recipe
-
-    base = ctx.once(
-        "tflite_int8w", lambda: _quantize_with(ctx, float_tflite(ctx), recipe.weight_only_wi8_afp32())
-    )
+    base = ctx.once("tflite_int8w", lambda: quantize_float(ctx, aeq.named_recipe("weight_only_wi8_afp32")))
     return sparsify(ctx, base, "tflite_sparse_int8w")

@@ -21,13 +21,13 @@ from edgekit.device.protocol import (
     APP_VERSION,
     DTYPES,
     Memory,
-    ProtocolError,
     RunConfig,
     RunResult,
     TensorFile,
     decode_tensor,
     encode_tensor,
 )
+from edgekit.errors import ProtocolError
 
 
 def read_proc_status() -> Memory:

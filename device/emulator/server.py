@@ -24,7 +24,7 @@ FEATURES = "shell_v2,cmd,fixed_push_mkdir"
 _CHUNK = 64 * 1024
 
 
-class _Closed(Exception):
+class ConnectionClosed(Exception):
     """The peer closed the stream."""
 
 
@@ -32,19 +32,19 @@ class Channel(Protocol):
     """A byte stream to the host: the smart-socket connection, or one ADB wire stream."""
 
     def read(self, n: int) -> bytes:
-        """Exactly ``n`` bytes (raises _Closed at end of stream)."""
+        """Exactly ``n`` bytes (raises ConnectionClosed at end of stream)."""
 
     def send(self, data: bytes) -> None:
         """Send bytes to the host."""
 
 
 def recv_exact(sock: socket.socket, n: int) -> bytes:
-    """Exactly ``n`` bytes from ``sock``; _Closed when the peer hangs up first."""
+    """Exactly ``n`` bytes from ``sock``; ConnectionClosed when the peer hangs up first."""
     buf = b""
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
         if not chunk:
-            raise _Closed
+            raise ConnectionClosed
         buf += chunk
     return buf
 
@@ -65,7 +65,7 @@ def serve_device_service(dev: VirtualDevice, req: str, ch: Channel, ack: bool = 
     with a message instead). Returns False for an unknown service.
     """
     if not dev.connected:
-        raise _Closed
+        raise ConnectionClosed
     head, _, command = req.partition(":")
     options = head.split(",")
     if options[0] == "shell":
@@ -99,7 +99,7 @@ def _sync(dev: VirtualDevice, ch: Channel) -> None:
         if cmd == b"QUIT":
             return
         if not dev.connected:
-            raise _Closed
+            raise ConnectionClosed
         if cmd == b"STAT":
             _stat(ch, dev, arg)
         elif cmd == b"LIST":
@@ -145,7 +145,7 @@ def _recv_file(ch: Channel, dev: VirtualDevice, arg: str) -> None:
         if kind == b"DONE":
             break
         if kind != b"DATA":
-            raise _Closed
+            raise ConnectionClosed
         chunks.append(ch.read(n))
     try:
         error = dev.receive_file(path, b"".join(chunks))
@@ -174,7 +174,7 @@ class _Handler(socketserver.BaseRequestHandler):
     server: _Server
 
     def read(self, n: int) -> bytes:
-        """Exactly ``n`` bytes from the client (raises _Closed at EOF)."""
+        """Exactly ``n`` bytes from the client (raises ConnectionClosed at EOF)."""
         return recv_exact(self.request, n)
 
     def send(self, data: bytes) -> None:
@@ -182,7 +182,7 @@ class _Handler(socketserver.BaseRequestHandler):
         self.request.sendall(data)
 
     def handle(self) -> None:
-        with contextlib.suppress(_Closed, ConnectionError, OSError):  # the client hung up
+        with contextlib.suppress(ConnectionClosed, ConnectionError, OSError):  # the client hung up
             self._serve()
 
     def _request(self) -> str:

@@ -17,7 +17,7 @@ import socket
 import struct
 import threading
 
-from edgekit.device.emulator.server import FEATURES, _Closed, recv_exact, serve_device_service
+from edgekit.device.emulator.server import FEATURES, ConnectionClosed, recv_exact, serve_device_service
 from edgekit.device.emulator.vdevice import VirtualDevice
 
 A_CNXN = 0x4E584E43
@@ -65,7 +65,7 @@ class _Stream:
         with self._cond:
             while len(self._buf) < n:
                 if self.closed:
-                    raise _Closed
+                    raise ConnectionClosed
                 self._cond.wait(timeout=1.0)
             data = bytes(self._buf[:n])
             del self._buf[:n]
@@ -74,7 +74,7 @@ class _Stream:
     def send(self, data: bytes) -> None:
         for i in range(0, len(data), self.conn.max_payload):
             if not self._acked.wait(timeout=60) or self.closed:
-                raise _Closed
+                raise ConnectionClosed
             self._acked.clear()
             self.conn.write(pack(A_WRTE, self.local, self.remote, data[i : i + self.conn.max_payload]))
 
@@ -98,7 +98,7 @@ class _Connection:
 
     def serve(self) -> None:
         try:
-            with contextlib.suppress(_Closed, OSError):  # the adb server hung up
+            with contextlib.suppress(ConnectionClosed, OSError):  # the adb server hung up
                 while True:
                     command, arg0, arg1, length, _, _ = _HEADER.unpack(self._read(24))
                     data = self._read(length) if length else b""
@@ -139,7 +139,7 @@ class _Connection:
                 target.close_remote()
 
     def _run(self, stream: _Stream, service: str) -> None:
-        with contextlib.suppress(_Closed, OSError):
+        with contextlib.suppress(ConnectionClosed, OSError):
             serve_device_service(self.device, service, stream, ack=False)
         if self._streams.pop(stream.local, None) is not None:
             with contextlib.suppress(OSError):

@@ -1,19 +1,14 @@
-"""The typer application and the error boundary shared by every command."""
+"""The typer application: it imports every command module and registers it; no command imports it."""
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TextIO, TypeVar
 
 import typer
-from rich.console import Console
 
 from edgekit import __version__
-from edgekit.errors import EdgekitError
+from edgekit.cli import compress_cmd, device_cmd, eval_cmd, export_cmd, sample_cmd
+from edgekit.cli._ui import UI
 
 app = typer.Typer(
     name="edgekit",
@@ -22,66 +17,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-T = TypeVar("T")
-
-
-def _private_stream(std: TextIO) -> TextIO:
-    """A stream converters cannot hijack.
-
-    Converters write straight to fds 1/2 and edgekit captures those while they run;
-    a duplicate of the descriptor keeps progress and tables visible. Streams with
-    no descriptor (test runners) are used as they are.
-    """
-    try:
-        fd = std.fileno()
-    except (OSError, ValueError, AttributeError):
-        return std
-    std.flush()
-    return os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace")
-
-
-def _console(std: TextIO) -> Console:
-    stream = _private_stream(std)
-    # Logs and pipes get a wide table instead of rich's 80-column default.
-    return Console(file=stream, width=None if stream.isatty() else 120)
-
-
-@dataclass(frozen=True)
-class UI:
-    """The consoles of one command invocation: results on stdout, everything else on stderr."""
-
-    out: Console
-    err: Console
-
-    @classmethod
-    def current(cls) -> UI:
-        """Consoles over the current ``sys.stdout``/``sys.stderr``."""
-        return cls(_console(sys.stdout), _console(sys.stderr))
-
-    def fail(self, exc: EdgekitError) -> typer.Exit:
-        """Print one red line for ``exc`` and return the Exit to raise."""
-        self.err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        return typer.Exit(exc.exit_code)
-
-
-@contextmanager
-def error_boundary(ui: UI) -> Iterator[None]:
-    """Turn library errors into one red line and their exit code; never a traceback."""
-    try:
-        yield
-    except EdgekitError as exc:
-        raise ui.fail(exc) from None
-    except KeyboardInterrupt:
-        ui.err.print("[red]interrupted[/]")
-        raise typer.Exit(130) from None
-
-
-def run_guarded(ui: UI, fn: Callable[[], T]) -> T:
-    """Call ``fn`` inside :func:`error_boundary`."""
-    with error_boundary(ui):
-        return fn()
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _version(value: bool) -> None:
@@ -99,17 +34,8 @@ def _root(
     """edgekit: export, evaluate and benchmark binary detectors for Android."""
 
 
-def _register_commands() -> None:
-    from edgekit.cli import compress_cmd, device_cmd, eval_cmd, export_cmd, sample_cmd
-
-    export_cmd.register(app)
-    compress_cmd.register(app)
-    sample_cmd.register(app)
-    device_cmd.register(app)
-    eval_cmd.register(app)
-
-
-_register_commands()
+for _command in (export_cmd, compress_cmd, sample_cmd, device_cmd, eval_cmd):
+    _command.register(app)
 
 
 def main() -> None:

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from edgekit.cli.app import UI, run_guarded
-from edgekit.cli.export_cmd import model_source, parse_floats, parse_shape
+from edgekit.cli._options import model_source, parse_floats, parse_shape
+from edgekit.cli._ui import UI, run_guarded
 
 if TYPE_CHECKING:
-    from edgekit.sensitivity import ModelData
+    from edgekit.compress.workspace import ModelData
 
 # Options the three commands share (typer option objects are plain metadata, safe to reuse).
 _MODEL = typer.Argument(None, help="Model file: .pt2 (safe default), or a .pt/.pth state dict with --arch.")
@@ -56,8 +56,8 @@ def prune(
     as_json: bool = typer.Option(False, "--json", help="Print prune.json on stdout."),
 ) -> None:
     """Gradual magnitude pruning with short fine-tuning; writes a pruned .pt2 for `export --sparse`."""
-    from edgekit.prune import PruneSpec
-    from edgekit.prune import prune as run_prune
+    from edgekit.compress.prune import PruneSpec
+    from edgekit.compress.prune import prune as run_prune
 
     ui = UI.current()
     spec = run_guarded(
@@ -101,7 +101,7 @@ def _model_data(
     model: Path | None, weights: Path | None, arch: str | None, arch_kwargs: str | None, trust_pickle: bool,
     data: Path | None, calib: Path | None, mean: str | None, std: str | None, input_shape: str | None,
 ) -> ModelData:  # fmt: skip
-    from edgekit.sensitivity import ModelData
+    from edgekit.compress.workspace import ModelData
 
     return ModelData(
         model_source(model, weights, arch, arch_kwargs, trust_pickle), data, calib,
@@ -141,8 +141,8 @@ def sensitivity(
     top: int = typer.Option(10, "--top", help="Rows shown per table."),
 ) -> None:
     """Per-layer INT8/INT4 quantization error and pruning sensitivity; writes a mixed recipe for `export --recipe`."""
-    from edgekit.sensitivity import SensitivitySpec
-    from edgekit.sensitivity import sensitivity as run_sensitivity
+    from edgekit.compress.sensitivity import SensitivitySpec
+    from edgekit.compress.sensitivity import sensitivity as run_sensitivity
 
     ui = UI.current()
 
@@ -217,8 +217,8 @@ def optimize(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when no candidate meets the budget."),
 ) -> None:
     """Search FP16/INT8/INT8+fallback/INT4-mixed/sparse candidates for the smallest (or fastest) within budget."""
-    from edgekit.optimize import OptimizeSpec
-    from edgekit.optimize import optimize as run_optimize
+    from edgekit.compress.optimize import OptimizeSpec
+    from edgekit.compress.optimize import optimize as run_optimize
 
     ui = UI.current()
 
@@ -227,12 +227,19 @@ def optimize(
         return OptimizeSpec(
             model=md, out_dir=out, max_auc_drop=max_auc_drop, objective=objective,
             sparsity_levels=() if no_sparse else _floats(sparsity_levels, "--sparsity-levels"),
-            prune_steps=prune_steps, val_samples=val_samples, device=device, adb=adb,
+            prune_steps=prune_steps, val_samples=val_samples,
         )  # fmt: skip
 
     spec = run_guarded(ui, build)
+    timer = None
+    if device is not None:
+        from edgekit.device.bench import latency_timer
+
+        timer = latency_timer(device, adb, out / "device")
     with ui.err.status("searching") as status:
-        result = run_guarded(ui, lambda: run_optimize(spec, lambda m, d, t: status.update(f"{m} {d}/{t}")))
+        result = run_guarded(
+            ui, lambda: run_optimize(spec, lambda m, d, t: status.update(f"{m} {d}/{t}"), device_timer=timer)
+        )
     table = _table(
         f"edgekit optimize: {objective}, AUC drop <= {max_auc_drop} (baseline AUC {_db(result.baseline_auc)})",
         (

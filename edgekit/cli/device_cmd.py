@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from edgekit.cli.app import UI, run_guarded
+from edgekit.cli._ui import UI, run_guarded
 from edgekit.errors import UsageError
 
 

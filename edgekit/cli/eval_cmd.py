@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli.app import UI, run_guarded
+from edgekit.cli._ui import UI, run_guarded
 
 
 def evaluate(
@@ -35,8 +35,8 @@ def evaluate(
     ),
 ) -> None:
     """Score labelled images/videos with PyTorch and every variant; write scores, metrics and the report."""
-    from edgekit.evaluate import EvalSpec
-    from edgekit.evaluate import evaluate as run_eval
+    from edgekit.evaluation.evaluate import EvalSpec
+    from edgekit.evaluation.evaluate import evaluate as run_eval
 
     ui = UI.current()
     del videos  # video-level metrics appear whenever the data holds videos
@@ -57,7 +57,7 @@ def evaluate(
 
 def report(folder: Path = typer.Argument(..., help="A folder written by 'edgekit eval'.")) -> None:
     """Re-render the report from saved scores (no inference)."""
-    from edgekit.report import render
+    from edgekit.evaluation.report import render
 
     ui = UI.current()
     run_guarded(ui, lambda: render(folder))

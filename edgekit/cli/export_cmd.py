@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,118 +12,17 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgekit.cli.app import UI, run_guarded
+from edgekit.cli._options import model_source, parse_floats, parse_shape, parse_tolerances
+from edgekit.cli._ui import UI, run_guarded
 from edgekit.errors import UsageError
 
 if TYPE_CHECKING:
     from edgekit.manifest import Manifest
-    from edgekit.spec import ExportSpec, ModelSource, Tolerance
-
-
-def parse_shape(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        dims = tuple(int(p) for p in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        raise UsageError(f"--input-shape {text!r} must look like 1x3x224x224") from None
-    if len(dims) != 4 or min(dims) <= 0:
-        raise UsageError(f"--input-shape {text!r} must have 4 positive dims like 1x3x224x224")
-    return dims
-
-
-def parse_floats(text: str | None, name: str) -> tuple[float, float, float] | None:
-    if text is None:
-        return None
-    try:
-        vals = tuple(float(p) for p in text.split(","))
-    except ValueError:
-        raise UsageError(f"{name} {text!r} must be 3 comma-separated numbers") from None
-    if len(vals) == 1:
-        vals = vals * 3
-    if len(vals) != 3:
-        raise UsageError(f"{name} {text!r} must be 1 or 3 comma-separated numbers")
-    return (vals[0], vals[1], vals[2])
-
-
-def _parse_tolerances(items: list[str]) -> dict[str, Tolerance]:
-    from dataclasses import replace
-
-    from edgekit.spec import DEFAULT_TOLERANCES
-
-    tols = dict(DEFAULT_TOLERANCES)
-    for item in items:
-        prec, sep, rest = item.partition(":")
-        key, eq, value = rest.partition("=")
-        if (
-            not sep
-            or not eq
-            or prec not in tols
-            or key not in ("max_score_diff", "max_flip_rate", "min_sqnr_db")
-        ):
-            raise UsageError(
-                f"--tol {item!r} must look like PRECISION:KEY=VALUE with PRECISION in {', '.join(tols)} and "
-                "KEY in max_score_diff, max_flip_rate, min_sqnr_db"
-            )
-        try:
-            tols[prec] = replace(tols[prec], **{key: float(value)})
-        except ValueError:
-            raise UsageError(f"--tol {item!r}: {value!r} is not a number") from None
-    return tols
-
-
-def _variants(
-    fp16: bool,
-    int8: bool,
-    int8_dynamic: bool,
-    int8_io: bool,
-    onnx: bool,
-    recipe: Path | None,
-    sparse: bool = False,
-) -> tuple[str, ...]:
-    names = ["tflite_fp32"]
-    if fp16:
-        names.append("tflite_fp16")
-    if int8:
-        names.append("tflite_int8")
-    if int8_io:
-        names.append("tflite_int8_io")
-    if int8_dynamic:
-        names.append("tflite_int8_dynamic")
-    if recipe is not None:
-        names.append("tflite_recipe")
-    if sparse:
-        names += ["tflite_sparse_fp32", "tflite_sparse_fp16", "tflite_sparse_int8w"]
-    if onnx:
-        names.append("onnx_fp32")
-        if fp16:
-            names.append("onnx_fp16")
-        if int8:
-            names.append("onnx_int8")
-    return tuple(names)
-
-
-def model_source(
-    model: Path | None, weights: Path | None, arch: str | None, arch_kwargs: str | None, trust_pickle: bool
-) -> ModelSource:
-    """The ModelSource of the shared MODEL/--weights/--arch/--arch-kwargs/--trust-pickle options."""
-    from edgekit.spec import ModelSource
-
-    if model is not None and weights is not None:
-        raise UsageError("give the model either as MODEL or as --weights, not both")
-    path = model or weights
-    if path is None and arch is None:
-        raise UsageError("give a model file (MODEL or --weights) and/or --arch module:factory")
-    try:
-        kwargs = json.loads(arch_kwargs) if arch_kwargs else {}
-    except ValueError as exc:
-        raise UsageError(f"--arch-kwargs is not valid JSON: {exc}") from None
-    if not isinstance(kwargs, dict):
-        raise UsageError("--arch-kwargs must be a JSON object like '{\"num_classes\": 1}'")
-    return ModelSource(path=path, arch=arch, arch_kwargs=kwargs, trust_pickle=trust_pickle)
+    from edgekit.spec import ExportSpec
 
 
 def _build_spec(**kw: Any) -> ExportSpec:
+    from edgekit.exporters import variants_for
     from edgekit.spec import ExportSpec, Layout, OutputKind, OutputSpec
 
     source = model_source(kw["model"], kw["weights"], kw["arch"], kw["arch_kwargs"], kw["trust_pickle"])
@@ -134,9 +35,7 @@ def _build_spec(**kw: Any) -> ExportSpec:
     return ExportSpec(
         source=source,
         out_dir=kw["out"],
-        variants=_variants(
-            kw["fp16"], kw["int8"], kw["int8_dynamic"], kw["int8_io"], kw["onnx"], kw["recipe"], kw["sparse"]
-        ),
+        variants=variants_for(kw["flags_on"] | ({"recipe"} if kw["recipe"] is not None else set())),
         input_shape=shape,
         layout=layout,
         output=OutputSpec(kind=kind),
@@ -149,7 +48,7 @@ def _build_spec(**kw: Any) -> ExportSpec:
         parity_samples=kw["parity_samples"],
         seed=kw["seed"],
         threshold=kw["threshold"],
-        tolerances=_parse_tolerances(kw["tol"]),
+        tolerances=parse_tolerances(kw["tol"]),
         recipe=kw["recipe"],
         name=kw["name"] or _default_name(path, kw["arch"]),
     )
@@ -230,68 +129,100 @@ def problem_lines(manifest: Manifest) -> list[str]:
     return lines
 
 
+# rich help panels
+_MODEL, _VARIANTS, _CALIB, _PARITY, _OUTPUT = "Model", "Variants", "Calibration", "Parity", "Output"
+
+
 def export(
+    flags_on: set[str],
     model: Path | None = typer.Argument(
-        None, help="Model file: .pt2 (safe default), or a .pt/.pth state dict with --arch."
+        None,
+        help="Model file: .pt2 (safe default), or a .pt/.pth state dict with --arch.",
+        show_default=False,
     ),
-    out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder (created)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Add float16-weight variants."),
-    int8: bool = typer.Option(False, "--int8", help="Add static INT8 variants (needs --calib)."),
-    int8_dynamic: bool = typer.Option(
-        False, "--int8-dynamic", help="Add a dynamic-range INT8 TFLite variant."
+    out: Path = typer.Option(
+        Path("out"), "--out", "-o", help="Output folder (created).", rich_help_panel=_OUTPUT
     ),
-    int8_io: bool = typer.Option(
-        False, "--int8-io", help="Add a static INT8 TFLite variant with int8 input/output."
-    ),
-    sparse: bool = typer.Option(
-        False,
-        "--sparse",
-        help="Add sparse-storage TFLite variants (FP32, FP16, INT8 weight-only) of a pruned model.",
-    ),
-    onnx: bool = typer.Option(False, "--onnx", help="Also export ONNX (FP32; FP16/INT8 with --fp16/--int8)."),
     recipe: Path | None = typer.Option(
-        None, "--recipe", help="ai-edge-quantizer recipe JSON (e.g. INT4/INT8 mixed)."
+        None,
+        "--recipe",
+        help="ai-edge-quantizer recipe JSON (e.g. INT4/INT8 mixed).",
+        rich_help_panel=_VARIANTS,
     ),
     calib: Path | None = typer.Option(
-        None, "--calib", help="Calibration images or .npy/.npz (searched recursively)."
+        None,
+        "--calib",
+        help="Calibration images or .npy/.npz (searched recursively).",
+        rich_help_panel=_CALIB,
     ),
-    calib_samples: int = typer.Option(200, "--calib-samples", help="Calibration samples to use."),
+    calib_samples: int = typer.Option(
+        200, "--calib-samples", help="Calibration samples to use.", rich_help_panel=_CALIB
+    ),
     parity_data: Path | None = typer.Option(
-        None, "--parity-data", help="Parity inputs (default: held out from --calib)."
+        None, "--parity-data", help="Parity inputs (default: held out from --calib).", rich_help_panel=_PARITY
     ),
-    parity_samples: int = typer.Option(64, "--parity-samples", help="Parity samples."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the deterministic sampling."),
-    arch: str | None = typer.Option(None, "--arch", help="module.path:factory that builds the nn.Module."),
+    parity_samples: int = typer.Option(
+        64, "--parity-samples", help="Parity samples.", rich_help_panel=_PARITY
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the deterministic sampling.", rich_help_panel=_CALIB),
+    arch: str | None = typer.Option(
+        None, "--arch", help="module.path:factory that builds the nn.Module.", rich_help_panel=_MODEL
+    ),
     arch_kwargs: str | None = typer.Option(
-        None, "--arch-kwargs", help="JSON object of factory keyword arguments."
+        None, "--arch-kwargs", help="JSON object of factory keyword arguments.", rich_help_panel=_MODEL
     ),
-    weights: Path | None = typer.Option(None, "--weights", help="State dict / checkpoint for --arch."),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="State dict / checkpoint for --arch.", rich_help_panel=_MODEL
+    ),
     trust_pickle: bool = typer.Option(
-        False, "--trust-pickle", help="Allow unpickling a whole nn.Module (runs code)."
+        False,
+        "--trust-pickle",
+        help="Allow unpickling a whole nn.Module (runs code).",
+        rich_help_panel=_MODEL,
     ),
-    input_shape: str | None = typer.Option(None, "--input-shape", help="NCHW shape, e.g. 1x3x224x224."),
+    input_shape: str | None = typer.Option(
+        None, "--input-shape", help="NCHW shape, e.g. 1x3x224x224.", rich_help_panel=_MODEL
+    ),
     layout: str = typer.Option(
-        "nchw", "--layout", help="TFLite input layout: nchw or nhwc (Android-friendly)."
+        "nchw",
+        "--layout",
+        help="TFLite input layout: nchw or nhwc (Android-friendly).",
+        rich_help_panel=_VARIANTS,
     ),
-    output: str = typer.Option("logits", "--output", help="What the model returns: logits or probs."),
+    output: str = typer.Option(
+        "logits", "--output", help="What the model returns: logits or probs.", rich_help_panel=_MODEL
+    ),
     mean: str | None = typer.Option(
-        None, "--mean", help="Per-channel mean after scaling to [0,1] (default ImageNet)."
+        None,
+        "--mean",
+        help="Per-channel mean after scaling to [0,1] (default ImageNet).",
+        rich_help_panel=_MODEL,
     ),
-    std: str | None = typer.Option(None, "--std", help="Per-channel std (default ImageNet)."),
-    resize: str = typer.Option("bilinear", "--resize", help="bilinear, bicubic or nearest."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Decision threshold on the fake score."),
+    std: str | None = typer.Option(
+        None, "--std", help="Per-channel std (default ImageNet).", rich_help_panel=_MODEL
+    ),
+    resize: str = typer.Option(
+        "bilinear", "--resize", help="bilinear, bicubic or nearest.", rich_help_panel=_MODEL
+    ),
+    threshold: float = typer.Option(
+        0.5, "--threshold", help="Decision threshold on the fake score.", rich_help_panel=_PARITY
+    ),
     tol: list[str] = typer.Option(
-        [], "--tol", help="Override a tolerance: PRECISION:KEY=VALUE (repeatable)."
+        [], "--tol", help="Override a tolerance: PRECISION:KEY=VALUE (repeatable).", rich_help_panel=_PARITY
     ),
     name: str | None = typer.Option(
-        None, "--name", help="Stem of the output file names (default: the model's)."
+        None, "--name", help="Stem of the output file names (default: the model's).", rich_help_panel=_OUTPUT
     ),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any variant fails export or parity."),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Exit 1 if any variant fails export or parity.", rich_help_panel=_PARITY
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the manifest as JSON on stdout.", rich_help_panel=_OUTPUT
+    ),
 ) -> None:
     """Convert a PyTorch detector to TFLite (FP32/FP16/INT8) and ONNX, and check each against PyTorch."""
     params = dict(locals())
-    from edgekit.export import export as run_export
+    from edgekit.exporting import export as run_export
 
     ui = UI.current()
     spec = run_guarded(ui, lambda: _build_spec(**params))
@@ -326,6 +257,46 @@ def export(
         raise typer.Exit(1)
 
 
+def _with_variant_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with one boolean option per variant flag the exporter registry declares.
+
+    The flags are not written out here: a new exporter that declares ``--executorch``
+    gets its option without a change to this module.
+    """
+    from edgekit.exporters import flags
+
+    declared = flags()
+    sig = inspect.signature(command, eval_str=True)
+    fixed = [p for p in sig.parameters.values() if p.name != "flags_on"]
+    extra = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(False, f.option, help=f.help, rich_help_panel=_VARIANTS, show_default=False),
+            annotation=bool,
+        )
+        for f in declared.values()
+    ]
+    panels = (_MODEL, _VARIANTS, _CALIB, _PARITY, _OUTPUT)
+
+    def rank(p: inspect.Parameter) -> int:
+        panel = getattr(p.default, "rich_help_panel", None)
+        return panels.index(panel) if panel in panels else -1  # the MODEL argument first
+
+    ordered = sorted([*fixed[:1], *extra, *fixed[1:]], key=rank)  # stable: declaration order per panel
+
+    @functools.wraps(command)
+    def wrapper(**kw: Any) -> None:
+        on = {n for n in declared if kw.pop(n)}
+        command(on, **kw)
+
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in ordered]
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # typer must read the signature above, not the template's
+    return wrapper
+
+
 def register(app: typer.Typer) -> None:
     """Add the command to the app."""
-    app.command("export")(export)
+    app.command("export")(_with_variant_flags(export))

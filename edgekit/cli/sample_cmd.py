@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli.app import UI, run_guarded
+from edgekit.cli._ui import UI, run_guarded
 
 
 def sample(

@@ -9,10 +9,31 @@ time, which is what a phone does too.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from edgekit.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """How much of the graph an accelerator delegate (XNNPACK) took: one partition and no leftovers is the goal."""
+
+    partitions: int
+    delegated_ops: int
+    total_ops: int
+    undelegated: dict[str, int]
+
+    @property
+    def fully_delegated(self) -> bool:
+        """True when one XNNPACK partition runs every op."""
+        return self.partitions == 1 and not self.undelegated
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for the manifest."""
+        return {**asdict(self), "fully_delegated": self.fully_delegated}
 
 
 class Runner(ABC):
@@ -33,6 +54,20 @@ class Runner(ABC):
         if tuple(x.shape) != self.input_shape:
             raise UsageError(f"{self.backend} runner expects shape {self.input_shape}, got {tuple(x.shape)}")
         return self._infer_impl(np.ascontiguousarray(x, dtype=np.float32))
+
+    @property
+    def input_dtype(self) -> str:
+        """The dtype of the model's input tensor as stored in the file."""
+        return "float32"
+
+    @property
+    def input_quantization(self) -> dict[str, float] | None:
+        """Scale and zero point of an integer input tensor; None for float input."""
+        return None
+
+    def delegation(self) -> Delegation | None:
+        """How much of the graph a delegate took; None for backends without delegates."""
+        return None
 
     @abstractmethod
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgekit._capture import captured_output
-from edgekit.runners.base import Runner
-
-
-@dataclass(frozen=True)
-class Delegation:
-    """How much of the graph XNNPACK took: one partition and no leftovers is the goal."""
-
-    partitions: int
-    delegated_ops: int
-    total_ops: int
-    undelegated: dict[str, int]
-
-    @property
-    def fully_delegated(self) -> bool:
-        """True when one XNNPACK partition runs every op."""
-        return self.partitions == 1 and not self.undelegated
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form for the manifest."""
-        return {**asdict(self), "fully_delegated": self.fully_delegated}
+from edgekit.runners.base import Delegation, Runner
 
 
 def _delegation(interp: Any) -> Delegation:

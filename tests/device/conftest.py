@@ -42,7 +42,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory: pytest.TempPathFactory, image_dir: Path) -> Path:
     """An export folder of the tiny model: FP32, INT8 and INT8 with int8 I/O."""
-    from edgekit.export import export
+    from edgekit.exporting import export
     from edgekit.spec import ExportSpec, ModelSource
     from tests.conftest import TINY_ARCH
 

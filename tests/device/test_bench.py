@@ -36,6 +36,7 @@ def test_bench_on_emulator_records_everything(lab: Lab, tiny_export: Path, tmp_p
         assert c["parity_vs_host"]["passed"] and c["parity_vs_host"]["max_abs_diff"] == 0.0
         assert c["parity_vs_torch"] is not None and c["parity_ok"] is c["parity_vs_torch"]["passed"]
         assert c["environment"]["thermal_before"] == 0 and c["environment"]["governors"]
+        assert c["host_cpu"]["model"] and isinstance(c["host_cpu"]["isa"], list)
     gpu = [c for c in report.cells if c["accelerator"] == "gpu"]
     assert all(c["accelerator_used"] == "cpu" and "no GPU" in c["fallback_reason"] for c in gpu)
     fp32 = next(c for c in report.cells if c["variant"] == "tflite_fp32")

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from edgekit.device.protocol import (
-    ProtocolError,
     RunConfig,
     RunResult,
     TensorFile,
     decode_tensor,
     encode_tensor,
 )
+from edgekit.errors import DeviceError, ProtocolError
 
 VECTORS = Path(__file__).resolve().parents[2] / "android_app" / "protocol" / "vectors"
 INDEX = json.loads((VECTORS / "index.json").read_text())["vectors"]
@@ -41,6 +41,7 @@ def test_vector(vector: dict[str, Any]) -> None:
         with pytest.raises(ProtocolError) as err:
             _parse(vector)
         assert vector["error_contains"] in str(err.value)
+        assert isinstance(err.value, DeviceError)  # a bench worker records it as the cell's error
 
 
 def test_every_kind_has_valid_and_invalid_vectors() -> None:

@@ -17,7 +17,7 @@ def _run(code: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 def test_import_and_cli_do_not_load_heavy_modules() -> None:
     code = (
-        "import sys, edgekit, edgekit.cli, edgekit.exporters, edgekit.spec, edgekit.export;"
+        "import sys, edgekit, edgekit.cli, edgekit.exporters, edgekit.spec, edgekit.exporting;"
         "print(','.join(m for m in " + repr(HEAVY) + " if m in sys.modules))"
     )
     result = _run(code)

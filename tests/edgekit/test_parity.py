@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from edgekit.errors import AnalysisError
 from edgekit.parity import auc_or_none, compare, cosine_similarity, fake_scores, sqnr_db
 from edgekit.spec import OutputKind, OutputSpec, Tolerance
 
@@ -56,7 +57,7 @@ def test_compare_rejects_nan_and_shape_mismatch() -> None:
     ref = np.array([[1.0], [-1.0]])
     r = compare(ref, np.array([[np.nan], [-1.0]]), ONE, Tolerance(max_flip_rate=1.0))
     assert not r.passed and "non-finite outputs" in r.reasons
-    with pytest.raises(ValueError):
+    with pytest.raises(AnalysisError, match="output shapes differ"):
         compare(ref, np.zeros((3, 1)), ONE, TOL)
 
 

@@ -32,3 +32,28 @@ def test_unknown_variant_lists_valid_ones() -> None:
 def test_double_registration_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="twice"):
         register("tflite_fp32", format="tflite", precision="fp32", suffix="x")(lambda ctx: b"")
+
+
+def test_flags_select_variants_in_registration_order() -> None:
+    from edgekit.exporters import flags, variants_for
+
+    assert variants_for(set()) == ("tflite_fp32",)
+    assert variants_for({"int8", "onnx"}) == ("tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8")
+    assert "onnx_fp16" not in variants_for({"fp16"})  # ONNX FP16 needs both --onnx and --fp16
+    declared = set(flags())
+    for name, info in available().items():
+        assert set(info.flags) <= declared | {"recipe"}, name
+    for flag in declared:
+        assert variants_for({flag}) != ("tflite_fp32",), f"flag {flag} selects nothing"
+
+
+def test_export_help_lists_every_declared_flag() -> None:
+    from typer.testing import CliRunner
+
+    from edgekit.cli import app
+    from edgekit.exporters import flags
+
+    result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for flag in flags().values():
+        assert flag.option in result.output, flag.option

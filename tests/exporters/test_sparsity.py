@@ -18,6 +18,7 @@ import pytest
 from edgekit.exporters import ExportContext, get_variant
 from edgekit.exporters.sparsity import encode_sparse, fix_graph, isolate_dense_fc, lint
 from edgekit.exporters.tflite_graph import TFLiteGraph
+from edgekit.hostinfo import emulated_cpu_env
 from edgekit.runners.litert import LiteRTRunner
 from edgekit.spec import InputSpec
 from tests.conftest import require_system_tool
@@ -215,7 +216,7 @@ def test_sparse_path_engages_under_qemu_nehalem(pruned_fp32: bytes, tmp_path: Pa
         Path(paths[name]).write_bytes(model)
     proc = subprocess.run(
         [qemu, "-cpu", "Nehalem", sys.executable, "-c", _TIMER, json.dumps(paths)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True, text=True, timeout=600, check=False, env=emulated_cpu_env("Nehalem"),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgekit.export import export
+from edgekit.exporting import export
 from edgekit.manifest import Manifest
 from edgekit.sample.bundle import write_sample
 from edgekit.spec import ExportSpec, ModelSource

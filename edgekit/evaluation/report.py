@@ -7,16 +7,15 @@ from __future__ import annotations
 import base64
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgekit._io import atomic_write_bytes, atomic_write_text
-from edgekit.errors import UsageError
-from edgekit.metrics import aggregate_videos, binary_metrics, status
-
-Table = tuple[list[str], list[list[str]]]
+from edgekit.evaluation.metrics import aggregate_videos, binary_metrics, status
+from edgekit.evaluation.results import EvalMeta, HeatmapEntry, ScoreTable, load_eval_meta, load_scores
 
 
 def _fmt(v: Any, spec: str = ".4f") -> str:
@@ -27,40 +26,26 @@ def _fmt(v: Any, spec: str = ".4f") -> str:
     return str(v)
 
 
-def compute(out_dir: Path) -> dict[str, Any]:
+def compute(meta: EvalMeta, table: ScoreTable) -> dict[str, Any]:
     """metrics.json content: per variant frame/video/per-method metrics and the baseline comparison."""
-    from edgekit.evaluate import EVAL_JSON, SCORES, read_scores
-
-    out_dir = Path(out_dir)
-    try:
-        meta = json.loads((out_dir / EVAL_JSON).read_text(encoding="utf-8"))
-        rows, names = read_scores(out_dir / SCORES)
-    except (OSError, ValueError) as exc:
-        raise UsageError(
-            f"{out_dir} has no readable {EVAL_JSON}/{SCORES}; run 'edgekit eval' first ({exc})"
-        ) from exc
-    if meta.get("schema") != "edgekit.eval" or meta.get("schema_version") != 1:
-        raise UsageError(f"{out_dir / EVAL_JSON} is from another edgekit version; re-run 'edgekit eval'")
-    labels = np.array([int(r["label"]) for r in rows])
-    videos = [r["video"] for r in rows]
-    methods = [r["method"] for r in rows]
-    thr = float(meta["threshold"])
-    base = np.array([float(r[meta["baseline"]]) for r in rows])
+    labels, videos, methods = table.labels, table.videos, table.methods
+    thr = meta.threshold
+    base = table.scores[meta.baseline]
     result: dict[str, Any] = {"threshold": thr, "variants": {}}
     base_auc = None
-    for name in names:
-        s = np.array([float(r[name]) for r in rows])
+    for name in meta.variants:
+        s = table.scores[name]
         frame = binary_metrics(labels, s, thr)
         entry: dict[str, Any] = {"frame": frame}
-        if meta.get("videos"):
-            _, vl, vs = aggregate_videos(videos, labels.tolist(), s, meta["spec"]["video_agg"])
+        if meta.videos:
+            _, vl, vs = aggregate_videos(videos, labels.tolist(), s, meta.video_agg)
             entry["video"] = binary_metrics(vl, vs, thr)
         fake_methods = sorted({m for m, y in zip(methods, labels, strict=True) if y == 1 and m != "fake"})
         entry["per_method"] = {}
         for m in fake_methods:
             keep = np.array([(y == 0) or (mm == m) for mm, y in zip(methods, labels, strict=True)])
             entry["per_method"][m] = binary_metrics(labels[keep], s[keep], thr)
-        if name == meta["baseline"]:
+        if name == meta.baseline:
             base_auc = frame["auc"]
         entry["flips_vs_baseline"] = int(np.sum((s >= thr) != (base >= thr)))
         result["variants"][name] = entry
@@ -68,23 +53,19 @@ def compute(out_dir: Path) -> dict[str, Any]:
         auc = entry["frame"]["auc"]
         diff = None if auc is None or base_auc is None else auc - base_auc
         entry["auc_diff"] = diff
-        entry["status"] = status(diff, meta["spec"]["tolerance"])
+        entry["status"] = status(diff, meta.tolerance)
     result["single_class"] = len(set(labels.tolist())) < 2
     return result
 
 
-def _plots(out: Path, meta: dict[str, Any], metrics: dict[str, Any]) -> dict[str, str]:
+def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-    from edgekit.evaluate import SCORES, read_scores
-
-    rows, names = read_scores(out / SCORES)
-    labels = np.array([int(r["label"]) for r in rows])
-    scores = {n: np.array([float(r[n]) for r in rows]) for n in names}
+    names, labels, scores = meta.variants, table.labels, table.scores
     both = not metrics["single_class"]
     files: dict[str, str] = {}
     plots = out / "plots"
@@ -101,7 +82,7 @@ def _plots(out: Path, meta: dict[str, Any], metrics: dict[str, Any]) -> dict[str
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for n in names:
-        size, auc = meta["size_bytes"].get(n), metrics["variants"][n]["frame"]["auc"]
+        size, auc = meta.size_bytes.get(n), metrics["variants"][n]["frame"]["auc"]
         if size and auc is not None:
             ax.scatter(size / 1e6, auc)
             ax.annotate(n, (size / 1e6, auc), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -158,16 +139,51 @@ def _plots(out: Path, meta: dict[str, Any], metrics: dict[str, Any]) -> dict[str
     return files
 
 
-def _sections(meta: dict[str, Any], m: dict[str, Any], plots: dict[str, str]) -> list[tuple[str, list[Any]]]:
-    names = meta["variants"]
-    base = meta["baseline"]
-    base_size = meta["size_bytes"].get(base)
+@dataclass(frozen=True)
+class Text:
+    """A paragraph; lines starting with ``- `` are a bullet list."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class TableBlock:
+    """A table of already formatted cells."""
+
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Image:
+    """A plot, by its path inside the eval folder."""
+
+    path: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Heatmaps of the top samples of one variant."""
+
+    entries: list[HeatmapEntry]
+
+
+Block = Text | TableBlock | Image | Gallery
+Section = tuple[str, list[Block]]
+
+
+def _sections(meta: EvalMeta, m: dict[str, Any], plots: dict[str, str]) -> list[Section]:
+    names = meta.variants
+    base = meta.baseline
+    size = {n: b for n, b in meta.size_bytes.items() if b}  # unknown sizes (None, 0) are left out
+    base_size = size.get(base)
     v = m["variants"]
-    perf = (
+    perf = TableBlock(
         ["Model", "Format", "Precision", "Size (MB)", "Reduction", "AUC", "Diff", "Status"],
-        [[n, meta["format"].get(n, "?"), meta["precision"].get(n, "?"),
-          _fmt(meta["size_bytes"][n] / 1e6, ".2f") if meta["size_bytes"].get(n) else "n/a",
-          f"{base_size / meta['size_bytes'][n]:.2f}x" if base_size and meta["size_bytes"].get(n) else "n/a",
+        [[n, meta.format.get(n, "?"), meta.precision.get(n, "?"),
+          _fmt(size[n] / 1e6, ".2f") if n in size else "n/a",
+          f"{base_size / size[n]:.2f}x" if base_size and n in size else "n/a",
           _fmt(v[n]["frame"]["auc"]), _fmt(v[n]["auc_diff"], "+.4f"), v[n]["status"]] for n in names],
     )  # fmt: skip
     aucs = {n: v[n]["frame"]["auc"] for n in names if v[n]["frame"]["auc"] is not None}
@@ -175,22 +191,24 @@ def _sections(meta: dict[str, Any], m: dict[str, Any], plots: dict[str, str]) ->
     if aucs:
         best = max(aucs, key=lambda n: aucs[n])
         insights.append(f"Highest AUC: {best} ({aucs[best]:.4f}).")
-        stable = [n for n in names if v[n]["status"] == "Stable" and meta["size_bytes"].get(n)]
+        stable = [n for n in names if v[n]["status"] == "Stable" and n in size]
         if stable:
-            small = min(stable, key=lambda n: meta["size_bytes"][n])
-            insights.append(f"Best compression within {meta['spec']['tolerance']} AUC of the baseline: {small} "
-                            f"({meta['size_bytes'][small] / 1e6:.2f} MB).")  # fmt: skip
+            small = min(stable, key=lambda n: size[n])
+            insights.append(f"Best compression within {meta.tolerance} AUC of the baseline: {small} "
+                            f"({size[small] / 1e6:.2f} MB).")  # fmt: skip
         worst = min(aucs, key=lambda n: aucs[n] - aucs.get(base, aucs[n]))
         insights.append(f"Largest drop: {worst} ({_fmt(v[worst]['auc_diff'], '+.4f')} AUC).")
     else:
         insights.append(
             "AUC is undefined: the data holds a single class; the other metrics are still reported."
         )
-    fastest = max(meta["images_per_s"], key=lambda n: meta["images_per_s"][n])
-    insights.append(
-        f"Fastest on this host: {fastest} ({meta['images_per_s'][fastest]:.0f} images/s; host CPU, not a phone)."
-    )
-    quality = (
+    speed = meta.images_per_s
+    if speed:
+        fastest = max(speed, key=lambda n: speed[n])
+        insights.append(
+            f"Fastest on this host: {fastest} ({speed[fastest]:.0f} images/s; host CPU, not a phone)."
+        )
+    quality = TableBlock(
         ["Model", "Samples", "TP", "TN", "FP", "FN", "Precision", "Recall", "F1", "Accuracy", "Real acc", "Fake acc",
          "AP", "EER", "TPR@1%FPR", "TPR@5%FPR", "Log loss", "Flips vs baseline"],
         [[n, str(f["samples"]), str(f["tp"]), str(f["tn"]), str(f["fp"]), str(f["fn"]), _fmt(f["precision"]),
@@ -198,73 +216,64 @@ def _sections(meta: dict[str, Any], m: dict[str, Any], plots: dict[str, str]) ->
           _fmt(f["ap"]), _fmt(f["eer"]), _fmt(f["tpr_at_fpr_1pct"]), _fmt(f["tpr_at_fpr_5pct"]), _fmt(f["log_loss"]),
           str(v[n]["flips_vs_baseline"])] for n in names for f in [v[n]["frame"]]],
     )  # fmt: skip
-    sections: list[tuple[str, list[Any]]] = [
+    sections: list[Section] = [
         ("1. Performance summary", [perf]),
-        ("2. Key insights", ["\n".join(f"- {i}" for i in insights)]),
+        ("2. Key insights", [Text("\n".join(f"- {i}" for i in insights))]),
         (f"3. Classification quality (frame level, threshold {m['threshold']:.4f})", [quality]),
     ]
     if any("video" in v[n] for n in names):
-        video = (["Model", "Videos", "AUC", "AP", "Accuracy", "EER", "F1"],
+        video = TableBlock(["Model", "Videos", "AUC", "AP", "Accuracy", "EER", "F1"],
                  [[n, str(v[n]["video"]["samples"]), _fmt(v[n]["video"]["auc"]), _fmt(v[n]["video"]["ap"]),
                    _fmt(v[n]["video"]["accuracy"]), _fmt(v[n]["video"]["eer"]), _fmt(v[n]["video"]["f1"])]
                   for n in names])  # fmt: skip
-        sections.append(
-            (f"3b. Video level ({meta['spec']['video_agg']} of {meta['spec']['frames']} frames)", [video])
-        )
+        sections.append((f"3b. Video level ({meta.video_agg} of {meta.frames} frames)", [video]))
     methods = sorted({k for n in names for k in v[n]["per_method"]})
     if methods:
-        per = (["Model", *[f"AUC {k}" for k in methods]],
+        per = TableBlock(["Model", *[f"AUC {k}" for k in methods]],
                [[n, *[_fmt(v[n]["per_method"].get(k, {}).get("auc")) for k in methods]] for n in names])  # fmt: skip
         sections.append(("3c. Per manipulation method (all real samples + that method's fakes)", [per]))
-    sections.append(
-        (
-            "4. Plots",
-            [
-                ("img", plots[k], k)
-                for k in ("size_vs_auc", "roc", "pr", "score_distributions", "confusion")
-                if k in plots
-            ],
-        )
-    )
-    visual: list[Any] = []
-    drift = meta.get("heatmap_drift_iou") or {}
+    plot_blocks: list[Block] = [
+        Image(plots[k], k)
+        for k in ("size_vs_auc", "roc", "pr", "score_distributions", "confusion")
+        if k in plots
+    ]
+    sections.append(("4. Plots", plot_blocks))
+    visual: list[Block] = []
+    drift = meta.heatmap_drift_iou
     if drift:
-        visual.append((["Model", "Heatmap", "Drift vs baseline (IoU of top 10% pixels, occlusion)"],
-                       [[n, meta["heatmap_method"][n], _fmt(drift.get(n), ".3f")] for n in names]))  # fmt: skip
+        visual.append(TableBlock(["Model", "Heatmap", "Drift vs baseline (IoU of top 10% pixels, occlusion)"],
+                       [[n, meta.heatmap_method.get(n, "?"), _fmt(drift.get(n), ".3f")] for n in names]))  # fmt: skip
     for n in names:
-        entries = meta.get("heatmaps", {}).get(n, [])
+        entries = meta.heatmaps.get(n, [])
         if entries:
-            visual.append(f"**{n}** ({meta['heatmap_method'][n]})")
-            visual.append(("gallery", entries))
+            visual.append(Text(f"**{n}** ({meta.heatmap_method.get(n, '?')})"))
+            visual.append(Gallery(entries))
     if not visual:
-        visual.append("Heatmaps were not computed (--no-heatmaps or --top-k 0).")
+        visual.append(Text("Heatmaps were not computed (--no-heatmaps or --top-k 0)."))
     sections.append(
         ("5. Visual analysis: top true positives, false negatives, false positives, true negatives", visual)
     )
-    if meta.get("skipped"):
-        sections.append(("Skipped files", ["\n".join(f"- {a}: {b}" for a, b in meta["skipped"])]))
+    if meta.skipped:
+        sections.append(("Skipped files", [Text("\n".join(f"- {a}: {b}" for a, b in meta.skipped))]))
     return sections
 
 
-def _md(title: str, sections: list[tuple[str, list[Any]]]) -> str:
+def _md(title: str, sections: list[Section]) -> str:
     lines = [f"# {title}", ""]
     for head, blocks in sections:
         lines += [f"## {head}", ""]
         for b in blocks:
-            if isinstance(b, str):
-                lines += [b, ""]
-            elif b[0] == "img":
-                lines += [f"![{b[2]}]({b[1]})", ""]
-            elif b[0] == "gallery":
+            if isinstance(b, Text):
+                lines += [b.text, ""]
+            elif isinstance(b, Image):
+                lines += [f"![{b.alt}]({b.path})", ""]
+            elif isinstance(b, Gallery):
                 lines += ["| category | sample | score | heatmap |", "|---|---|---|---|"]
-                lines += [
-                    f"| {e['category']} | {e['sample']} | {e['score']:.4f} | ![]({e['file']}) |" for e in b[1]
-                ]
+                lines += [f"| {e.category} | {e.sample} | {e.score:.4f} | ![]({e.file}) |" for e in b.entries]
                 lines.append("")
             else:
-                header, rows = b
-                lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                lines += ["| " + " | ".join(r) + " |" for r in rows]
+                lines += ["| " + " | ".join(b.header) + " |", "|" + "---|" * len(b.header)]
+                lines += ["| " + " | ".join(r) + " |" for r in b.rows]
                 lines.append("")
     return "\n".join(lines)
 
@@ -274,7 +283,7 @@ def _img(out: Path, rel: str) -> str:
     return f"data:image/png;base64,{data}"
 
 
-def _html(out: Path, title: str, sections: list[tuple[str, list[Any]]]) -> str:
+def _html(out: Path, title: str, sections: list[Section]) -> str:
     e = html.escape
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -287,22 +296,21 @@ def _html(out: Path, title: str, sections: list[tuple[str, list[Any]]]) -> str:
     for head, blocks in sections:
         parts.append(f"<h2>{e(head)}</h2>")
         for b in blocks:
-            if isinstance(b, str):
-                items = [ln[2:] for ln in b.splitlines() if ln.startswith("- ")]
+            if isinstance(b, Text):
+                items = [ln[2:] for ln in b.text.splitlines() if ln.startswith("- ")]
                 if items:
                     parts.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>")
                 else:
-                    parts.append(f"<p>{e(b.replace('**', ''))}</p>")
-            elif b[0] == "img":
-                parts.append(f"<img alt='{e(b[2])}' src='{_img(out, b[1])}' style='max-width:100%'>")
-            elif b[0] == "gallery":
-                figs = [f"<figure><img alt='{e(x['category'])}' src='{_img(out, x['file'])}' width='192'><figcaption>"
-                        f"{e(x['category'])} {x['score']:.3f}<br>{e(x['sample'])}</figcaption></figure>" for x in b[1]]  # fmt: skip
+                    parts.append(f"<p>{e(b.text.replace('**', ''))}</p>")
+            elif isinstance(b, Image):
+                parts.append(f"<img alt='{e(b.alt)}' src='{_img(out, b.path)}' style='max-width:100%'>")
+            elif isinstance(b, Gallery):
+                figs = [f"<figure><img alt='{e(x.category)}' src='{_img(out, x.file)}' width='192'><figcaption>"
+                        f"{e(x.category)} {x.score:.3f}<br>{e(x.sample)}</figcaption></figure>" for x in b.entries]  # fmt: skip
                 parts.append("<div class='gallery'>" + "".join(figs) + "</div>")
             else:
-                header, rows = b
-                parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-                parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
+                parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in b.header) + "</tr>")
+                parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in b.rows]
                 parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -310,14 +318,13 @@ def _html(out: Path, title: str, sections: list[tuple[str, list[Any]]]) -> str:
 
 def render(out_dir: Path) -> dict[str, Path]:
     """Compute metrics from saved scores and write metrics.json, plots, report.md and report.html."""
-    from edgekit.evaluate import EVAL_JSON
-
     out = Path(out_dir)
-    metrics = compute(out)
-    meta = json.loads((out / EVAL_JSON).read_text(encoding="utf-8"))
+    meta = load_eval_meta(out)
+    table = load_scores(out, meta)
+    metrics = compute(meta, table)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    plots = _plots(out, meta, metrics)
-    title = f"edgekit compression report: {meta['model']}"
+    plots = _plots(out, meta, table, metrics)
+    title = f"edgekit compression report: {meta.model}"
     sections = _sections(meta, metrics, plots)
     atomic_write_text(out / "report.md", _md(title, sections))
     atomic_write_text(out / "report.html", _html(out, title, sections))

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgekit.cli import app
+from edgekit.compress.optimize import Candidate, OptimizeSpec, pick_winner
+from edgekit.compress.workspace import ModelData
 from edgekit.errors import UsageError
-from edgekit.optimize import Candidate, OptimizeSpec, pick_winner
-from edgekit.sensitivity import ModelData
 from edgekit.spec import ModelSource
 
 

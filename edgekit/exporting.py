@@ -1,4 +1,7 @@
-"""`edgekit export`: load -> read data -> convert every variant -> parity against PyTorch -> manifest."""
+"""The export job behind `edgekit export` and `edgekit.export()`.
+
+load -> read data -> convert every variant -> parity against PyTorch -> manifest.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +11,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgekit import __version__
 from edgekit._io import atomic_write_bytes, ensure_output_dir, inside, sha256_bytes
-from edgekit.data import DataSet, find_files, load_dataset, split_files
+from edgekit.data.tensors import DataSet, find_files, load_dataset, split_files
 from edgekit.errors import DataError, EdgekitError, UnsupportedOpError, UsageError
 from edgekit.manifest import PARITY_INPUTS, PARITY_REFERENCE, Manifest, VariantRecord
 from edgekit.parity import auc_or_none, compare, fake_scores
 from edgekit.runners.base import Runner, run_batch
 from edgekit.spec import ExportSpec, InputSpec, Layout, OutputSpec, Preprocess
+
+if TYPE_CHECKING:
+    from edgekit.exporters.registry import ExportContext, VariantInfo
 
 #: progress(step description, steps done, steps total)
 ProgressFn = Callable[[str, int, int], None]
@@ -56,32 +62,6 @@ def _resolve_input(spec: ExportSpec, recorded: tuple[int, ...] | None) -> tuple[
         std=spec.std or base.std,
     )
     return torch_spec, pre
-
-
-def _probe_output(module: Any, spec: InputSpec, output: OutputSpec) -> OutputSpec:
-    """Run zeros through the model: checks the input shape and counts the outputs."""
-    import torch
-
-    try:
-        with torch.inference_mode():
-            y = module(torch.zeros(spec.shape))
-    except Exception as exc:
-        raise UsageError(
-            f"the model rejects input shape {'x'.join(map(str, spec.shape))} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); pass the right --input-shape"
-        ) from exc
-    if isinstance(y, (tuple, list)):
-        y = y[0]
-    if not hasattr(y, "shape") or y.shape[0] != spec.shape[0]:
-        raise UsageError("the model must return one tensor of shape (batch, 1) or (batch, 2)")
-    classes = int(np.prod(y.shape[1:])) if y.dim() > 1 else 1
-    if classes not in (1, 2):
-        raise UsageError(
-            f"the model returns {classes} values per image; edgekit handles binary detectors (1 logit or 2 classes)"
-        )
-    return OutputSpec(
-        kind=output.kind, classes=classes, positive_index=min(output.positive_index, classes - 1)
-    )
 
 
 def _read_data(
@@ -151,9 +131,8 @@ def _variant_input(runner: Runner, layout: Layout) -> dict[str, Any]:
         "shape": list(runner.input_shape),
         "layout": layout.value,
     }
-    dtype = getattr(runner, "input_dtype", "float32")
-    info["dtype"] = dtype
-    quant = getattr(runner, "input_quantization", None)
+    info["dtype"] = runner.input_dtype
+    quant = runner.input_quantization
     if quant:
         info["quantization"] = quant
     return info
@@ -172,7 +151,7 @@ def _open_runner(fmt: str, path: Path) -> Runner:
 def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
     """Export every variant in ``spec``, check each against PyTorch, and write the manifest."""
     from edgekit.exporters import ExportContext, get_variant
-    from edgekit.loading import load_model
+    from edgekit.loading import load_model, probe_output
     from edgekit.runners.torch import TorchRunner
 
     report: ProgressFn = progress or (lambda _msg, _done, _total: None)
@@ -189,7 +168,7 @@ def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
     report("loading model", 0, total)
     loaded = load_model(spec.source)
     inp, pre = _resolve_input(spec, loaded.recorded_input_shape)
-    output = _probe_output(loaded.module, inp, spec.output)
+    output = probe_output(loaded.module, inp, spec.output)
 
     report("reading calibration and parity data", 1, total)
     calib, parity, data_info = _read_data(spec, inp, pre)
@@ -262,8 +241,8 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 
 
 def _export_one(
-    info: Any,
-    ctx: Any,
+    info: VariantInfo,
+    ctx: ExportContext,
     spec: ExportSpec,
     out_dir: Path,
     parity: DataSet,
@@ -287,7 +266,8 @@ def _export_one(
     outputs = run_batch(runner, inputs)
     tol = spec.tolerances.get(info.precision, spec.tolerances["int8"])
     result = compare(reference, outputs, output, tol, spec.threshold)
-    delegation = runner.delegation().to_dict() if hasattr(runner, "delegation") else None
+    report = runner.delegation()
+    delegation = report.to_dict() if report is not None else None
     sparsity = None
     if info.format == "tflite":
         from edgekit.exporters.sparsity import lint

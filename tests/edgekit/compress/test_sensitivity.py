@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgekit.cli import app
+from edgekit.compress.sensitivity import SensitivitySpec, readable_name, sensitivity
+from edgekit.compress.workspace import ModelData
 from edgekit.manifest import load_manifest
-from edgekit.sensitivity import ModelData, SensitivitySpec, readable_name, sensitivity
 from edgekit.spec import ModelSource
 
 ARCH = "tests.models:build_sparse_net"  # two FC layers, SE blocks, 1x1 convs

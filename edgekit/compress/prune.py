@@ -31,7 +31,14 @@ import numpy as np
 
 from edgekit._capture import captured_output
 from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir
-from edgekit.errors import DataError, UsageError
+from edgekit.compress.workspace import (
+    LabelledArrays,
+    auc_of,
+    folder_arrays,
+    sample_arrays,
+    trainable_module,
+)
+from edgekit.errors import UsageError
 from edgekit.spec import ModelSource, OutputKind, Preprocess
 
 if TYPE_CHECKING:
@@ -102,26 +109,6 @@ class PruneResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
         return {"schema": "edgekit.prune", "schema_version": 1, **asdict(self)}
-
-
-# --------------------------------------------------------------------------- model plumbing
-def trainable_module(loaded: Any, source: ModelSource) -> torch.nn.Module:
-    """The loaded module, made runnable at any batch size.
-
-    ``torch.export`` programs are specialised to the batch they were exported with and
-    check it before every call; fine-tuning needs batches, so for ``.pt2`` files the
-    guards are left out (edgekit feeds shapes it checked itself).
-    """
-    import torch
-
-    if loaded.kind != "pt2":
-        return loaded.module  # type: ignore[no-any-return]
-    with captured_output():
-        module = torch.export.load(str(source.path)).module(check_guards=False)
-    for key, hook in list(module._forward_pre_hooks.items()):
-        if "input_constraints" in getattr(hook, "__name__", ""):
-            del module._forward_pre_hooks[key]
-    return module  # type: ignore[no-any-return]
 
 
 def find_layers(module: torch.nn.Module, input_shape: tuple[int, ...]) -> list[Layer]:
@@ -211,97 +198,6 @@ def masks_for(module: torch.nn.Module, layers: list[Layer], sparsity: float, pat
     return {la.name: layer_mask(module.get_parameter(la.name), sparsity, pattern) for la in layers}
 
 
-def outputs_of(module: torch.nn.Module, x: np.ndarray, batch: int = 64) -> torch.Tensor:
-    """Raw model outputs (N, k) for a batch of inputs, without gradients."""
-    import torch
-
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            y = module(torch.from_numpy(x[i : i + batch]))
-            y = y[0] if isinstance(y, (tuple, list)) else y
-            outs.append(y.reshape(len(y), -1).float())
-    return torch.cat(outs)
-
-
-def scores_of(module: torch.nn.Module, x: np.ndarray, kind: OutputKind, classes: int, batch: int = 64) -> np.ndarray:  # fmt: skip
-    """Fake-class scores (probabilities) for a batch of inputs."""
-    import torch
-
-    out = outputs_of(module, x, batch)
-    if classes == 1:
-        score = out[:, 0] if kind is OutputKind.PROBS else torch.sigmoid(out[:, 0])
-    else:
-        score = out[:, 1] if kind is OutputKind.PROBS else torch.softmax(out, dim=1)[:, 1]
-    result: np.ndarray = score.numpy().astype(np.float64)
-    return result
-
-
-def auc_of(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, kind: OutputKind, classes: int) -> float | None:  # fmt: skip
-    """ROC AUC of the module on (x, y); None with a single class."""
-    from sklearn.metrics import roc_auc_score
-
-    if len(set(y.tolist())) < 2:
-        return None
-    return float(roc_auc_score(y, scores_of(module, x, kind, classes)))
-
-
-# --------------------------------------------------------------------------- data
-@dataclass
-class LabelledArrays:
-    """Preprocessed model inputs (NCHW float32) with labels, split into train and validation."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    description: dict[str, Any]
-
-
-def sample_arrays(n_train: int = 2000, n_val: int = 500) -> LabelledArrays:
-    """The bundled sample's synthetic data: training images, and the held-out ones `edgekit sample` writes."""
-    from edgekit.sample import IMAGE_SIZE, MEAN, SAMPLE_SEED, STD, TRAIN_SEED
-    from edgekit.sample.synth import make_batch
-
-    def prep(images: np.ndarray) -> np.ndarray:
-        x = images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-        out: np.ndarray = ((x - MEAN) / STD).astype(np.float32)
-        return out
-
-    xt, yt = make_batch(TRAIN_SEED, 0, n_train, IMAGE_SIZE)
-    xv, yv = make_batch(SAMPLE_SEED, 0, n_val, IMAGE_SIZE)
-    desc = {"source": "edgekit sample (synthetic)", "train": n_train, "val": n_val}
-    return LabelledArrays(prep(xt), yt, prep(xv), yv, desc)
-
-
-def folder_arrays(data: Path, pre: Preprocess, val_fraction: float, seed: int) -> LabelledArrays:
-    """Images (and video frames) under real/ and fake/, preprocessed and split per file."""
-    from edgekit.data import preprocess_image
-    from edgekit.evaldata import decode, discover
-    from edgekit.spec import Layout
-
-    frames = decode(discover(data), pre, frames=4)
-    x = np.stack([preprocess_image(img, pre, Layout.NCHW) for img in frames.images]).astype(np.float32)
-    y = np.asarray(frames.labels, dtype=np.int64)
-    if len(set(y.tolist())) < 2:
-        raise DataError(f"--data {data} has only one class; pruning needs real and fake examples")
-    videos = sorted(set(frames.video_ids))
-    rng = np.random.default_rng(seed)
-    rng.shuffle(videos)
-    n_val = max(1, round(len(videos) * val_fraction))
-    val_ids = set(videos[:n_val])
-    is_val = np.array([v in val_ids for v in frames.video_ids])
-    if is_val.all() or not is_val.any():
-        raise DataError(f"--data {data}: too few files to hold out a validation split; add more")
-    desc = {
-        "source": str(data),
-        "train": int((~is_val).sum()),
-        "val": int(is_val.sum()),
-        "skipped": len(frames.skipped),
-    }
-    return LabelledArrays(x[~is_val], y[~is_val], x[is_val], y[is_val], desc)
-
-
 # --------------------------------------------------------------------------- pruning
 def gradual_prune(
     module: torch.nn.Module,
@@ -360,8 +256,7 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None) -> PruneResult:
     """Load, prune with fine-tuning, save ``<name>.pt2`` and ``prune.json`` in ``spec.out_dir``."""
     import torch
 
-    from edgekit.export import _probe_output
-    from edgekit.loading import load_model
+    from edgekit.loading import load_model, probe_output
     from edgekit.spec import InputSpec, OutputSpec
 
     report: ProgressFn = progress or (lambda _m, _d, _t: None)
@@ -377,7 +272,7 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None) -> PruneResult:
         pre = Preprocess(height=shape[2], width=shape[3], resize=spec.resize, **_norm(spec))
         data = folder_arrays(spec.data, pre, spec.val_fraction, spec.seed)
     shape = (1, *data.x_train.shape[1:])
-    output = _probe_output(module, InputSpec(shape=shape), OutputSpec())
+    output = probe_output(module, InputSpec(shape=shape), OutputSpec())
     kind, classes = output.kind, output.classes
     layers = eligible(find_layers(module, shape), spec.pattern)
     if not layers:

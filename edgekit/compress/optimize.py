@@ -29,11 +29,14 @@ import numpy as np
 
 from edgekit._capture import captured_output
 from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir, inside
+from edgekit.compress.workspace import ModelData
 from edgekit.errors import EdgekitError, UsageError
-from edgekit.sensitivity import ModelData
 from edgekit.spec import DEFAULT_TOLERANCES
 
 ProgressFn = Callable[[str, int, int], None]
+#: device_timer(model file, candidate name) -> p50 latency in ms on a device, or None when the run failed.
+#: The caller builds it (the CLI from edgekit.device); the search itself knows no device layer.
+DeviceTimer = Callable[[Path, str], float | None]
 OBJECTIVES = ("size", "latency")
 
 
@@ -51,8 +54,6 @@ class OptimizeSpec:
     val_samples: int = 500
     parity_samples: int = 64
     seed: int = 0
-    device: str | None = None
-    adb: str | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -139,8 +140,7 @@ class _Search:
     """Holds the prepared model, data and the candidates evaluated so far."""
 
     def __init__(self, spec: OptimizeSpec, progress: ProgressFn) -> None:
-        from edgekit.prune import auc_of
-        from edgekit.sensitivity import prepare
+        from edgekit.compress.workspace import auc_of, prepare
 
         self.spec = spec
         self.progress = progress
@@ -251,25 +251,17 @@ def pick_winner(rows: list[Candidate], objective: str, on_device: bool = False) 
     return min(eligible, key=lambda r: (ms(r), r.size_bytes or 0), default=None)
 
 
-def _device_ms(s: _Search, spec: OptimizeSpec, row: Candidate) -> float | None:
-    """p50 latency of one candidate on ``spec.device`` (1 thread), through `edgekit bench`'s library."""
-    from edgekit.device.bench import BenchSpec, bench
+def optimize(
+    spec: OptimizeSpec, progress: ProgressFn | None = None, device_timer: DeviceTimer | None = None
+) -> OptimizeResult:
+    """Run the search, write ``optimize.json``, ``optimize.md`` and the winner as ``best.tflite``.
 
-    assert row.file is not None
-    s.progress(f"benchmarking {row.name} on {spec.device}", 0, 1)
-    bspec = BenchSpec(
-        target=s.out_dir / row.file, out_dir=s.out_dir / "device" / row.name, device=spec.device, adb=spec.adb,
-        threads=(1,), runs=30, warmup=5, parity_samples=4,
-    )  # fmt: skip
-    cells = bench(bspec).cells
-    ok = [c for c in cells if c.get("status") == "ok"]
-    return round(float(ok[0]["latency"]["p50"]), 3) if ok else None
-
-
-def optimize(spec: OptimizeSpec, progress: ProgressFn | None = None) -> OptimizeResult:
-    """Run the search, write ``optimize.json``, ``optimize.md`` and the winner as ``best.tflite``."""
-    from edgekit.exporters.tflite import _quantize_with, float_tflite
-    from edgekit.sensitivity import SensitivityResult, mixed_recipe, quant_sensitivity, recipe_from
+    With ``device_timer`` every exported candidate is also timed on a device, and a
+    latency objective ranks by the device's p50.
+    """
+    from edgekit.compress.sensitivity import SensitivityResult, quant_sensitivity, recipe_from
+    from edgekit.exporters.aeq import mixed_recipe
+    from edgekit.exporters.tflite import float_tflite, quantize_float
 
     start = time.perf_counter()
     report: ProgressFn = progress or (lambda _m, _d, _t: None)
@@ -298,7 +290,7 @@ def optimize(spec: OptimizeSpec, progress: ProgressFn | None = None) -> Optimize
             continue
         keep = [o.tensor for o in sens.most_sensitive(k)]
         recipe = mixed_recipe(keep, [])
-        row = s.evaluate(cand, functools.partial(_quantize_with, ctx, fp32, recipe), ref)
+        row = s.evaluate(cand, functools.partial(quantize_float, ctx, recipe), ref)
         if _ok(row):
             fallback_used = k
             break
@@ -309,16 +301,16 @@ def optimize(spec: OptimizeSpec, progress: ProgressFn | None = None) -> Optimize
             f"INT4 weights on tolerant FC ops, INT8 elsewhere, {fallback_used} FP32 fallback",
             "mixed",
         ),
-        functools.partial(_quantize_with, ctx, fp32, int4),
+        functools.partial(quantize_float, ctx, int4),
         ref,
     )
     _sparse_ladder(s, spec, report)
 
     timings = s.time_all()
     s.rows = [replace(r, latency_ms=timings.get(r.name)) for r in s.rows]
-    if spec.device is not None:
-        s.rows = [replace(r, device_ms=_device_ms(s, spec, r)) if r.file else r for r in s.rows]
-    winner = pick_winner(s.rows, spec.objective, on_device=spec.device is not None)
+    if device_timer is not None:
+        s.rows = [replace(r, device_ms=_device_ms(s, device_timer, r)) if r.file else r for r in s.rows]
+    winner = pick_winner(s.rows, spec.objective, on_device=device_timer is not None)
     if winner is not None:
         atomic_write_bytes(inside(s.out_dir, "best.tflite"), s.models[winner.name])
         s.rows = [replace(r, verdict="winner") if r.name == winner.name else r for r in s.rows]
@@ -332,10 +324,16 @@ def optimize(spec: OptimizeSpec, progress: ProgressFn | None = None) -> Optimize
     return result
 
 
+def _device_ms(s: _Search, timer: DeviceTimer, row: Candidate) -> float | None:
+    assert row.file is not None
+    s.progress(f"benchmarking {row.name} on the device", 0, 1)
+    return timer(s.out_dir / row.file, row.name)
+
+
 def _sparse_ladder(s: _Search, spec: OptimizeSpec, report: ProgressFn) -> None:
     """Prune at rising levels; stop at the first level where no sparse storage stays in budget."""
+    from edgekit.compress.prune import PruneSpec, eligible, find_layers, gradual_prune
     from edgekit.exporters import ExportContext
-    from edgekit.prune import PruneSpec, eligible, find_layers, gradual_prune
 
     layers = eligible(find_layers(s.prep.module, (1, *s.x_val.shape[1:])), "xnnpack")
     if not layers:

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.data import find_files, label_of, load_dataset, preprocess_image, split_files
+from edgekit.data.labels import label_of
+from edgekit.data.tensors import find_files, load_dataset, preprocess_image, split_files
 from edgekit.errors import DataError
 from edgekit.spec import InputSpec, Layout, Preprocess
 from tests.conftest import write_images

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from edgekit.cli import app
 from edgekit.errors import UsageError
-from edgekit.evaluate import EvalSpec, evaluate
+from edgekit.evaluation.evaluate import EvalSpec, evaluate
 from tests.conftest import require_system_tool, write_images
-from tests.edgekit.test_evaldata import write_video
+from tests.edgekit.data.test_decode import write_video
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def eval_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory: pytest.TempPathFactory, eval_data: Path) -> Path:
-    from edgekit.export import export
+    from edgekit.exporting import export
     from edgekit.spec import ExportSpec, ModelSource
     from tests.conftest import TINY_ARCH
 

@@ -12,8 +12,9 @@ import torch
 from typer.testing import CliRunner
 
 from edgekit.cli import app
+from edgekit.compress.prune import PruneSpec, eligible, find_layers, layer_mask, prune
+from edgekit.compress.workspace import trainable_module
 from edgekit.errors import UsageError
-from edgekit.prune import PruneSpec, eligible, find_layers, layer_mask, prune, trainable_module
 from edgekit.spec import ModelSource
 from tests.models import build_sparse_net
 

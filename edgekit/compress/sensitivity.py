@@ -11,24 +11,24 @@ ratio (no fine-tuning) and records the validation AUC.
 
 from __future__ import annotations
 
-import enum
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir
-from edgekit.errors import ExportError, UsageError
+from edgekit.compress.workspace import ModelData, prepare
+from edgekit.errors import UsageError
+from edgekit.exporters import aeq
 from edgekit.parity import sqnr_db
-from edgekit.spec import InputSpec, ModelSource, OutputKind, OutputSpec
 
 if TYPE_CHECKING:
+    from edgekit.compress.workspace import LabelledArrays
     from edgekit.exporters.registry import ExportContext
-    from edgekit.prune import LabelledArrays
 
 ProgressFn = Callable[[str, int, int], None]
 QUANT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -96,81 +96,6 @@ def readable_name(tensor_name: str) -> str:
     return ".".join(parts) or tensor_name
 
 
-def jsonable(obj: Any) -> Any:
-    """An ai-edge-quantizer recipe (enums inside) as plain JSON data."""
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    return obj
-
-
-def _scope(tensor: str) -> str:
-    # ai-edge-quantizer matches recipes against the op's output names, each followed by ";".
-    return "^" + re.escape(tensor) + ";?$"
-
-
-def static_int8_recipe(float_ops: tuple[str, ...] = ("HARD_SWISH", "INPUT", "OUTPUT")) -> Any:
-    """edgekit's static INT8 recipe (as `tflite_int8`), as a RecipeManager to extend."""
-    from ai_edge_quantizer import recipe_manager
-    from ai_edge_quantizer.algorithm_manager import AlgorithmName
-    from ai_edge_quantizer.qtyping import TFLOperationName
-
-    rm = recipe_manager.RecipeManager()
-    rm.add_static_config(".*", TFLOperationName.ALL_SUPPORTED, 8, 8)
-    for op in float_ops:
-        rm.add_quantization_config(".*", TFLOperationName(op), algorithm_key=AlgorithmName.NO_QUANTIZE)
-    return rm
-
-
-def mixed_recipe(fallback: list[str], int4_fc: list[str]) -> list[dict[str, Any]]:
-    """Static INT8 everywhere, FP32 for the ``fallback`` op tensors, dynamic INT4 weights for ``int4_fc``."""
-    from ai_edge_quantizer.algorithm_manager import AlgorithmName
-    from ai_edge_quantizer.qtyping import TFLOperationName
-
-    rm = static_int8_recipe()
-    for tensor in fallback:
-        rm.add_quantization_config(
-            _scope(tensor), TFLOperationName.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
-        )
-    for tensor in int4_fc:
-        rm.add_dynamic_config(_scope(tensor), TFLOperationName.FULLY_CONNECTED, 4)
-    recipe: list[dict[str, Any]] = jsonable(rm.get_quantization_recipe())
-    return recipe
-
-
-def _quantize(base: bytes, recipe: Any, qsvs: Any) -> bytes:
-    from ai_edge_quantizer import quantizer
-
-    from edgekit._capture import captured_output
-
-    try:
-        with captured_output():
-            result = quantizer.Quantizer(base, recipe).quantize(qsvs, enable_progress_report=False)
-    except Exception as exc:
-        raise ExportError(f"ai-edge-quantizer failed: {type(exc).__name__}: {str(exc)[:200]}") from exc
-    return bytes(result.quantized_model)
-
-
-def calibrate(ctx: ExportContext, base: bytes) -> Any:
-    """Min/max statistics of every tensor for edgekit's static INT8 recipe, computed once."""
-    from ai_edge_quantizer import calibrator
-    from ai_edge_quantizer.utils import qsv_utils
-
-    from edgekit._capture import captured_output
-    from edgekit.exporters.tflite import _signature_input
-
-    key, name = _signature_input(base)
-    with captured_output():
-        cal = calibrator.Calibrator(
-            base, num_threads=ctx.num_threads, qsv_update_func=qsv_utils.min_max_update
-        )
-        cal.calibrate({key: [{name: b} for b in ctx.calibration_batches()]}, static_int8_recipe())
-    return cal.get_model_qsvs()
-
-
 class _Probe:
     """Runs a TFLite model without delegates, keeping every tensor, to read one op's output."""
 
@@ -216,7 +141,7 @@ def quant_sensitivity(ctx: ExportContext, samples: np.ndarray, progress: Progres
 
     base = float_tflite(ctx)
     graph = TFLiteGraph(base)
-    qsvs = calibrate(ctx, base)
+    qsvs = aeq.calibrate(base, aeq.static_int8_recipe(), ctx.calibration_batches(), ctx.num_threads)
     float_probe = _Probe(base)
     ops = [op for op in graph.ops() if op.name in QUANT_OPS]
     out: list[OpSensitivity] = []
@@ -226,10 +151,14 @@ def quant_sensitivity(ctx: ExportContext, samples: np.ndarray, progress: Progres
         ref_out, ref_layer = float_probe.run(samples, tensor)
         w = graph.shape(op.inputs[1])
         params = int(np.prod(w)) if w else 0
-        q_out, q_layer = _Probe(_quantize(base, _only(op.name, tensor, 8), qsvs)).run(samples, tensor)
+        q_out, q_layer = _Probe(aeq.quantize(base, aeq.single_op_recipe(op.name, tensor, 8), qsvs=qsvs)).run(
+            samples, tensor
+        )
         int4 = None
         if op.name == "FULLY_CONNECTED":
-            q4_out, _ = _Probe(_quantize(base, _only(op.name, tensor, 4), None)).run(samples, None)
+            q4_out, _ = _Probe(aeq.quantize(base, aeq.single_op_recipe(op.name, tensor, 4))).run(
+                samples, None
+            )
             int4 = _db(sqnr_db(ref_out, q4_out))
         layer_db = None
         if q_layer is not None and ref_layer is not None and q_layer.shape == ref_layer.shape:
@@ -241,20 +170,6 @@ def quant_sensitivity(ctx: ExportContext, samples: np.ndarray, progress: Progres
         )  # fmt: skip
         out.append(row)
     return out
-
-
-def _only(kind: str, tensor: str, bits: int) -> list[dict[str, Any]]:
-    """A recipe that quantizes just one op: static INT8, or dynamic INT4 weights (FC)."""
-    from ai_edge_quantizer import recipe_manager
-    from ai_edge_quantizer.qtyping import TFLOperationName
-
-    rm = recipe_manager.RecipeManager()
-    if bits == 8:
-        rm.add_static_config(_scope(tensor), TFLOperationName(kind), 8, 8)
-    else:
-        rm.add_dynamic_config(_scope(tensor), TFLOperationName(kind), bits)
-    recipe: list[dict[str, Any]] = jsonable(rm.get_quantization_recipe())
-    return recipe
 
 
 def _db(value: float) -> float:
@@ -273,7 +188,8 @@ def prune_sensitivity(
     """Validation AUC with each prunable layer pruned alone at ``ratio`` (no fine-tuning)."""
     import torch
 
-    from edgekit.prune import auc_of, eligible, find_layers, layer_mask, outputs_of
+    from edgekit.compress.prune import eligible, find_layers, layer_mask
+    from edgekit.compress.workspace import auc_of, outputs_of
 
     layers = eligible(find_layers(module, (1, *data.x_val.shape[1:])), pattern)
     base = auc_of(module, data.x_val, data.y_val, kind, classes)
@@ -299,18 +215,6 @@ def prune_sensitivity(
 
 
 @dataclass(frozen=True)
-class ModelData:
-    """The model, its labelled data and calibration images, as `sensitivity` and `optimize` take them."""
-
-    source: ModelSource
-    data: Path | None = None  # real/ and fake/ folders; None: the bundled sample's images
-    calib: Path | None = None  # None: the training split of ``data``
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    input_shape: tuple[int, ...] | None = None
-
-
-@dataclass(frozen=True)
 class SensitivitySpec:
     """What `edgekit sensitivity` measures; built by the CLI."""
 
@@ -330,58 +234,6 @@ class SensitivitySpec:
             raise UsageError(f"--prune-ratio must be between 0 and 1, got {self.prune_ratio}")
         if self.fallback < 0:
             raise UsageError("--fallback must be >= 0")
-
-
-@dataclass
-class Prepared:
-    """A loaded model with its data, shared by sensitivity and optimize."""
-
-    module: Any
-    ctx: ExportContext
-    data: LabelledArrays
-    output: OutputSpec
-    source: dict[str, Any]
-
-    @property
-    def kind(self) -> OutputKind:
-        """Logits or probabilities."""
-        return self.output.kind
-
-    @property
-    def classes(self) -> int:
-        """1 logit or 2 classes."""
-        return self.output.classes
-
-
-def prepare(md: ModelData, val_samples: int) -> Prepared:
-    """Load the model (trainable form), its labelled data and calibration inputs."""
-    from edgekit.export import _probe_output
-    from edgekit.exporters.registry import ExportContext
-    from edgekit.loading import load_model
-    from edgekit.prune import folder_arrays, sample_arrays, trainable_module
-    from edgekit.spec import Preprocess
-
-    loaded = load_model(md.source)
-    module = trainable_module(loaded, md.source)
-    shape = md.input_shape or loaded.recorded_input_shape or (1, 3, 224, 224)
-    pre = Preprocess(height=shape[2], width=shape[3])
-    pre = replace(pre, mean=md.mean or pre.mean, std=md.std or pre.std)
-    arrays = sample_arrays() if md.data is None else folder_arrays(md.data, pre, 0.5, 0)
-    arrays.x_val, arrays.y_val = arrays.x_val[:val_samples], arrays.y_val[:val_samples]
-    shape = (1, *arrays.x_val.shape[1:])
-    output = _probe_output(module, InputSpec(shape=shape), OutputSpec())
-    if md.calib is not None:
-        from edgekit.data import find_files, load_dataset
-
-        files = find_files(md.calib)
-        if not files:
-            raise UsageError(f"--calib {md.calib} holds no images")
-        calib_x = load_dataset(files[:200], md.calib, pre, InputSpec(shape=shape)).inputs
-    else:
-        calib_x = arrays.x_train[:200]
-    ctx = ExportContext(module=loaded.module, input_spec=InputSpec(shape=shape), calibration=calib_x)
-    desc = {"path": loaded.path, "sha256": loaded.sha256, "kind": loaded.kind}
-    return Prepared(module, ctx, arrays, output, desc)
 
 
 def sensitivity(spec: SensitivitySpec, progress: ProgressFn | None = None) -> SensitivityResult:
@@ -417,7 +269,7 @@ def recipe_from(result: SensitivityResult, fallback: int, int4_min_sqnr_db: floa
         and o.int4_output_sqnr_db >= int4_min_sqnr_db
         and o.tensor not in keep
     ]
-    return mixed_recipe(keep, int4)
+    return aeq.mixed_recipe(keep, int4)
 
 
 def plot(result: SensitivityResult) -> bytes:

@@ -1,4 +1,4 @@
-"""Reading images and preprocessed arrays into model inputs, with one preprocessing spec.
+"""Model-ready tensors: preprocessing, data sets of images or preprocessed arrays, splits.
 
 Used for calibration, parity and (later) evaluation, so every consumer sees the
 same tensors. Unreadable or wrongly shaped files are skipped and counted, never
@@ -15,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.data.decode import read_image
+from edgekit.data.labels import ARRAY_EXTS, IMAGE_EXTS, label_of
 from edgekit.errors import DataError
 from edgekit.spec import InputSpec, Layout, Preprocess
-
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
-ARRAY_EXTS = frozenset({".npy", ".npz"})
-LABEL_NAMES = {"real": 0, "fake": 1}
 
 
 @dataclass(frozen=True)
@@ -53,18 +51,6 @@ def find_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS | ARRAY_EXTS)
 
 
-def label_of(path: Path, root: Path) -> int | None:
-    """0 for files under a ``real/`` folder, 1 under ``fake/``, else None."""
-    try:
-        parts = path.relative_to(root).parts[:-1]
-    except ValueError:
-        return None
-    for part in parts:
-        if part.lower() in LABEL_NAMES:
-            return LABEL_NAMES[part.lower()]
-    return None
-
-
 def split_files(
     files: Sequence[Path], calib_n: int, parity_n: int, seed: int
 ) -> tuple[list[Path], list[Path]]:
@@ -90,22 +76,6 @@ def preprocess_image(img: np.ndarray, pre: Preprocess, layout: Layout) -> np.nda
     if layout is Layout.NCHW:
         x = x.transpose(2, 0, 1)
     return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def read_image(path: Path, pre: Preprocess) -> np.ndarray:
-    """Decode an image file to uint8 HxWx3 RGB at the spec's size."""
-    from PIL import Image
-
-    resample = {
-        "bilinear": Image.Resampling.BILINEAR,
-        "bicubic": Image.Resampling.BICUBIC,
-        "nearest": Image.Resampling.NEAREST,
-    }[pre.resize]
-    with Image.open(path) as im:
-        rgb = im.convert("RGB")
-        if rgb.size != (pre.width, pre.height):
-            rgb = rgb.resize((pre.width, pre.height), resample)
-        return np.asarray(rgb, dtype=np.uint8)
 
 
 def _read_arrays(path: Path, sample_shape: tuple[int, ...]) -> list[np.ndarray]:

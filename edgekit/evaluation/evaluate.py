@@ -7,9 +7,7 @@ Data is decoded once and fed to every variant; preprocessing is the manifest's. 
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,17 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir
-from edgekit.data import preprocess_image
+from edgekit._io import atomic_write_bytes, ensure_output_dir
+from edgekit.data.decode import Frames, decode
+from edgekit.data.labels import discover
+from edgekit.data.tensors import preprocess_image
 from edgekit.errors import ModelLoadError, UsageError
-from edgekit.evaldata import Frames, decode, discover
+from edgekit.evaluation.results import SCORES, EvalMeta, HeatmapEntry, write_scores
 from edgekit.manifest import Manifest, load_manifest
 from edgekit.parity import fake_scores
-from edgekit.spec import Layout, ModelSource, OutputKind, OutputSpec, Preprocess
+from edgekit.spec import Layout, ModelSource, OutputSpec, Preprocess
 
 BASELINE = "pytorch_fp32"
-SCORES = "scores.csv"
-EVAL_JSON = "eval.json"
 CATEGORIES = ("TP", "FN", "FP", "TN")
 
 ProgressFn = Callable[[str], None]
@@ -63,15 +61,6 @@ class EvalSpec:
                 raise UsageError(f"--threshold {self.threshold!r}: a number in (0, 1) or 'eer'")
         if self.frames < 1 or self.top_k < 0 or not 2 <= self.grid <= 32:
             raise UsageError("--frames must be >= 1, --top-k >= 0 and --grid between 2 and 32")
-
-
-def _preprocess(m: Manifest) -> Preprocess:
-    p = dict(m.preprocess)
-    return Preprocess(**{**p, "mean": tuple(p["mean"]), "std": tuple(p["std"])})
-
-
-def _output(m: Manifest) -> OutputSpec:
-    return OutputSpec(OutputKind(m.output["kind"]), m.output["classes"], m.output["positive_index"])
 
 
 def _baseline(m: Manifest, trust_pickle: bool) -> Any:
@@ -163,16 +152,16 @@ def _png(image: np.ndarray) -> bytes:
 
 def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
     """Run the evaluation and write scores, heatmaps and the report into ``spec.out_dir``."""
-    from edgekit.heatmaps import gradcam, occlusion, overlay, top_iou
-    from edgekit.metrics import eer
-    from edgekit.report import render
+    from edgekit.evaluation.heatmaps import gradcam, occlusion, overlay, top_iou
+    from edgekit.evaluation.metrics import eer
+    from edgekit.evaluation.report import render
 
     say: ProgressFn = progress or (lambda _m: None)
     manifest = load_manifest(spec.export_dir)
     root = Path(spec.export_dir)
     root = root if root.is_dir() else root.parent
     out = ensure_output_dir(spec.out_dir)
-    pre, output = _preprocess(manifest), _output(manifest)
+    pre, output = manifest.preprocess_spec(), manifest.output_spec()
     say("decoding data")
     frames = decode(discover(spec.data), pre, spec.frames)
     labels = np.asarray(frames.labels, dtype=np.int64)
@@ -185,7 +174,7 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
         start = time.perf_counter()
         columns[s.name] = s.scores(x)
         speed[s.name] = len(x) / max(time.perf_counter() - start, 1e-9)
-    _write_scores(out / SCORES, frames, columns)
+    write_scores(out / SCORES, frames.sample_ids, frames.video_ids, frames.labels, frames.methods, columns)
     base = columns[BASELINE]
     both = len(set(labels.tolist())) == 2
     threshold = (
@@ -193,7 +182,7 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
         if spec.threshold == "eer" and both
         else float(spec.threshold if spec.threshold != "eer" else 0.5)
     )
-    heat_index: dict[str, list[dict[str, Any]]] = {}
+    heat_index: dict[str, list[HeatmapEntry]] = {}
     drift: dict[str, float | None] = {}
     if spec.heatmaps and spec.top_k:
         baseline = scorers[0]
@@ -215,59 +204,31 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
                     rel = f"heatmaps/{s.name}/{cat}_{rank}.png"
                     (out / rel).parent.mkdir(parents=True, exist_ok=True)
                     atomic_write_bytes(out / rel, _png(overlay(frames.images[i], heat)))
-                    entries.append(
-                        {
-                            "category": cat,
-                            "sample": frames.sample_ids[i],
-                            "score": float(columns[s.name][i]),
-                            "file": rel,
-                        }
-                    )
+                    entries.append(HeatmapEntry(cat, frames.sample_ids[i], float(columns[s.name][i]), rel))
             heat_index[s.name] = entries
             drift[s.name] = float(np.mean(ious)) if ious else None
     sizes = {v.name: v.size_bytes for v in manifest.variants if v.name in columns}
     src = manifest.source.get("path")
     sizes[BASELINE] = Path(src).stat().st_size if src and Path(src).exists() else None
-    meta = {
-        "schema": "edgekit.eval",
-        "schema_version": 1,
-        "spec": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items()},
-        "threshold": threshold,
-        "threshold_mode": spec.threshold,
-        "baseline": BASELINE,
-        "variants": list(columns),
-        "precision": {BASELINE: "fp32", **{v.name: v.precision for v in manifest.variants}},
-        "format": {BASELINE: "pytorch", **{v.name: v.format for v in manifest.variants}},
-        "size_bytes": sizes,
-        "images_per_s": {k: round(v, 1) for k, v in speed.items()},
-        "samples": len(x),
-        "videos": frames.videos,
-        "skipped": [list(s) for s in frames.skipped],
-        "heatmaps": heat_index,
-        "heatmap_method": {n: ("grad-cam" if n == BASELINE else "occlusion") for n in columns},
-        "heatmap_drift_iou": drift,
-        "model": manifest.name,
-    }
-    atomic_write_text(out / EVAL_JSON, json.dumps(meta, indent=2) + "\n")
+    meta = EvalMeta(
+        spec={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items()},
+        threshold=threshold,
+        threshold_mode=spec.threshold,
+        baseline=BASELINE,
+        variants=list(columns),
+        precision={BASELINE: "fp32", **{v.name: v.precision for v in manifest.variants}},
+        format={BASELINE: "pytorch", **{v.name: v.format for v in manifest.variants}},
+        size_bytes=sizes,
+        images_per_s={k: round(v, 1) for k, v in speed.items()},
+        samples=len(x),
+        videos=frames.videos,
+        skipped=[list(s) for s in frames.skipped],
+        heatmaps=heat_index,
+        heatmap_method={n: ("grad-cam" if n == BASELINE else "occlusion") for n in columns},
+        heatmap_drift_iou=drift,
+        model=manifest.name,
+    )
+    meta.save(out)
     say("rendering the report")
     render(out)
     return out
-
-
-def _write_scores(path: Path, frames: Frames, columns: dict[str, np.ndarray]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["sample", "video", "label", "method", *columns])
-    for i, sid in enumerate(frames.sample_ids):
-        row = [sid, frames.video_ids[i], frames.labels[i], frames.methods[i]]
-        w.writerow(row + [f"{columns[c][i]:.7f}" for c in columns])
-    atomic_write_text(path, buf.getvalue())
-
-
-def read_scores(path: Path) -> tuple[list[dict[str, str]], list[str]]:
-    """Rows of scores.csv and its variant columns."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        rows = list(reader)
-        names = [c for c in (reader.fieldnames or []) if c not in ("sample", "video", "label", "method")]
-    return rows, names

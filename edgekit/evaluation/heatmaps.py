@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.errors import AnalysisError
+
 
 def _conv_output_with_grad(module: Any, inp: Any) -> tuple[Any, Any]:
     """Run ``module`` keeping the last spatial convolution's output (with its grad retained).
@@ -34,7 +36,7 @@ def _conv_output_with_grad(module: Any, inp: Any) -> tuple[Any, Any]:
         conv_ops = {torch.ops.aten.conv2d.default, torch.ops.aten.convolution.default}
         nodes = [n for n in module.graph.nodes if n.op == "call_function" and n.target in conv_ops]
         if not nodes:
-            raise ValueError("no convolution to explain")
+            raise AnalysisError("the model has no convolution for Grad-CAM to explain; pass --no-heatmaps")
 
         class _Keep(torch.fx.Interpreter):
             def run_node(self, n: Any) -> Any:
@@ -45,7 +47,7 @@ def _conv_output_with_grad(module: Any, inp: Any) -> tuple[Any, Any]:
 
         out = _Keep(module).run(inp)
     if not kept:
-        raise ValueError("no spatial convolution output to explain")
+        raise AnalysisError("the model has no spatial convolution output to explain; pass --no-heatmaps")
     act = kept[-1]
     act.retain_grad()
     return (out[0] if isinstance(out, (tuple, list)) else out), act

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekit.data.decode import decode
+from edgekit.data.labels import discover
 from edgekit.errors import DataError
-from edgekit.evaldata import decode, discover
 from edgekit.sample.synth import make_image
 from edgekit.spec import Preprocess
 from tests.conftest import write_images
@@ -96,3 +97,32 @@ def test_unreadable_files_are_skipped_and_listed(tmp_path: Path) -> None:
     (tmp_path / "real" / "broken.png").write_bytes(b"nope")
     frames = decode(discover(tmp_path), PRE)
     assert len(frames.labels) == 4 and frames.skipped[0][0] == "real/broken.png"
+
+
+def test_one_label_discovery_for_calibration_and_evaluation(tmp_path: Path) -> None:
+    from pathlib import PurePath
+
+    from edgekit.data.labels import classify, label_of
+
+    assert classify(PurePath("fake/Deepfakes/v1/0001.png")) == (1, "Deepfakes")
+    assert classify(PurePath("ff/REAL/x.png")) == (0, None)
+    assert classify(PurePath("fake/x.png")) == (1, None)
+    assert classify(PurePath("real/fake/x.png")) == (0, None)  # the first label folder wins
+    assert classify(PurePath("other/x.png")) == (None, None)
+    assert label_of(tmp_path / "fake" / "NT" / "a.png", tmp_path) == 1
+    assert label_of(Path("/elsewhere/fake/a.png"), tmp_path) is None
+
+
+def test_video_frames_honour_the_resize_filter(tmp_path: Path) -> None:
+    from edgekit.data.decode import read_image, video_frames
+
+    video = write_video(tmp_path / "v.mp4", 3, fake=True, size=64)
+    nearest = video_frames(video, 1, Preprocess(height=24, width=24, resize="nearest"))[0]
+    bilinear = video_frames(video, 1, Preprocess(height=24, width=24, resize="bilinear"))[0]
+    assert nearest.shape == bilinear.shape == (24, 24, 3)
+    assert not np.array_equal(nearest, bilinear)  # before, every video frame was resized bilinear
+    from PIL import Image
+
+    Image.fromarray(make_image(9, 0, True, 64)).save(tmp_path / "still.png")
+    still = read_image(tmp_path / "still.png", Preprocess(height=24, width=24, resize="nearest"))
+    assert still.shape == (24, 24, 3)

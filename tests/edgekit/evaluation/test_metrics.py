@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.metrics import aggregate_videos, binary_metrics, eer, status, tpr_at_fpr
+from edgekit.errors import UsageError
+from edgekit.evaluation.metrics import aggregate_videos, binary_metrics, eer, status, tpr_at_fpr
 
 
 def test_confusion_and_rates_by_hand() -> None:
@@ -60,7 +61,7 @@ def test_video_aggregation() -> None:
     assert vs.tolist() == pytest.approx([0.2, 0.7])
     assert aggregate_videos(vids, labels, scores, "median")[2].tolist() == pytest.approx([0.2, 0.9])
     assert aggregate_videos(vids, labels, scores, "max")[2].tolist() == pytest.approx([0.3, 1.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="mean, median or max"):
         aggregate_videos(vids, labels, scores, "mode")
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.errors import UsageError
+
 _EPS = 1e-7
 
 
@@ -93,7 +95,7 @@ def aggregate_videos(
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per-video (ids, labels, scores): frames grouped by video id, score = mean/median/max."""
     if how not in ("mean", "median", "max"):
-        raise ValueError(f"unknown aggregation {how!r}")
+        raise UsageError(f"unknown video aggregation {how!r}; use mean, median or max")
     reducers: dict[str, Callable[..., Any]] = {"mean": np.mean, "median": np.median, "max": np.max}
     reduce = reducers[how]
     order: dict[str, list[int]] = {}

@@ -1,0 +1,84 @@
+"""Option parsers and option declarations shared by several commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgekit.errors import UsageError
+
+if TYPE_CHECKING:
+    from edgekit.spec import ModelSource, Tolerance
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(p) for p in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        raise UsageError(f"--input-shape {text!r} must look like 1x3x224x224") from None
+    if len(dims) != 4 or min(dims) <= 0:
+        raise UsageError(f"--input-shape {text!r} must have 4 positive dims like 1x3x224x224")
+    return dims
+
+
+def parse_floats(text: str | None, name: str) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise UsageError(f"{name} {text!r} must be 3 comma-separated numbers") from None
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3:
+        raise UsageError(f"{name} {text!r} must be 1 or 3 comma-separated numbers")
+    return (vals[0], vals[1], vals[2])
+
+
+def parse_tolerances(items: list[str]) -> dict[str, Tolerance]:
+    from dataclasses import replace
+
+    from edgekit.spec import DEFAULT_TOLERANCES
+
+    tols = dict(DEFAULT_TOLERANCES)
+    for item in items:
+        prec, sep, rest = item.partition(":")
+        key, eq, value = rest.partition("=")
+        if (
+            not sep
+            or not eq
+            or prec not in tols
+            or key not in ("max_score_diff", "max_flip_rate", "min_sqnr_db")
+        ):
+            raise UsageError(
+                f"--tol {item!r} must look like PRECISION:KEY=VALUE with PRECISION in {', '.join(tols)} and "
+                "KEY in max_score_diff, max_flip_rate, min_sqnr_db"
+            )
+        try:
+            tols[prec] = replace(tols[prec], **{key: float(value)})
+        except ValueError:
+            raise UsageError(f"--tol {item!r}: {value!r} is not a number") from None
+    return tols
+
+
+def model_source(
+    model: Path | None, weights: Path | None, arch: str | None, arch_kwargs: str | None, trust_pickle: bool
+) -> ModelSource:
+    """The ModelSource of the shared MODEL/--weights/--arch/--arch-kwargs/--trust-pickle options."""
+    from edgekit.spec import ModelSource
+
+    if model is not None and weights is not None:
+        raise UsageError("give the model either as MODEL or as --weights, not both")
+    path = model or weights
+    if path is None and arch is None:
+        raise UsageError("give a model file (MODEL or --weights) and/or --arch module:factory")
+    try:
+        kwargs = json.loads(arch_kwargs) if arch_kwargs else {}
+    except ValueError as exc:
+        raise UsageError(f"--arch-kwargs is not valid JSON: {exc}") from None
+    if not isinstance(kwargs, dict):
+        raise UsageError("--arch-kwargs must be a JSON object like '{\"num_classes\": 1}'")
+    return ModelSource(path=path, arch=arch, arch_kwargs=kwargs, trust_pickle=trust_pickle)

@@ -1,0 +1,194 @@
+"""A model and its labelled data, prepared once for pruning, sensitivity and optimize.
+
+``ModelData`` says where the model, its labelled data and its calibration images are;
+:func:`prepare` loads them into a :class:`Prepared` (a trainable module, an export
+context, preprocessed train/validation arrays and the output spec).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgekit._capture import captured_output
+from edgekit.errors import DataError, UsageError
+from edgekit.spec import InputSpec, ModelSource, OutputKind, OutputSpec, Preprocess
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgekit.exporters.registry import ExportContext
+
+
+def trainable_module(loaded: Any, source: ModelSource) -> torch.nn.Module:
+    """The loaded module, made runnable at any batch size.
+
+    ``torch.export`` programs are specialised to the batch they were exported with and
+    check it before every call; fine-tuning needs batches, so for ``.pt2`` files the
+    guards are left out (edgekit feeds shapes it checked itself).
+    """
+    import torch
+
+    if loaded.kind != "pt2":
+        return loaded.module  # type: ignore[no-any-return]
+    with captured_output():
+        module = torch.export.load(str(source.path)).module(check_guards=False)
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if "input_constraints" in getattr(hook, "__name__", ""):
+            del module._forward_pre_hooks[key]
+    return module  # type: ignore[no-any-return]
+
+
+def outputs_of(module: torch.nn.Module, x: np.ndarray, batch: int = 64) -> torch.Tensor:
+    """Raw model outputs (N, k) for a batch of inputs, without gradients."""
+    import torch
+
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            y = module(torch.from_numpy(x[i : i + batch]))
+            y = y[0] if isinstance(y, (tuple, list)) else y
+            outs.append(y.reshape(len(y), -1).float())
+    return torch.cat(outs)
+
+
+def scores_of(module: torch.nn.Module, x: np.ndarray, kind: OutputKind, classes: int, batch: int = 64) -> np.ndarray:  # fmt: skip
+    """Fake-class scores (probabilities) for a batch of inputs."""
+    import torch
+
+    out = outputs_of(module, x, batch)
+    if classes == 1:
+        score = out[:, 0] if kind is OutputKind.PROBS else torch.sigmoid(out[:, 0])
+    else:
+        score = out[:, 1] if kind is OutputKind.PROBS else torch.softmax(out, dim=1)[:, 1]
+    result: np.ndarray = score.numpy().astype(np.float64)
+    return result
+
+
+def auc_of(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, kind: OutputKind, classes: int) -> float | None:  # fmt: skip
+    """ROC AUC of the module on (x, y); None with a single class."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(set(y.tolist())) < 2:
+        return None
+    return float(roc_auc_score(y, scores_of(module, x, kind, classes)))
+
+
+@dataclass
+class LabelledArrays:
+    """Preprocessed model inputs (NCHW float32) with labels, split into train and validation."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    description: dict[str, Any]
+
+
+def sample_arrays(n_train: int = 2000, n_val: int = 500) -> LabelledArrays:
+    """The bundled sample's synthetic data: training images, and the held-out ones `edgekit sample` writes."""
+    from edgekit.sample import IMAGE_SIZE, MEAN, SAMPLE_SEED, STD, TRAIN_SEED
+    from edgekit.sample.synth import make_batch
+
+    def prep(images: np.ndarray) -> np.ndarray:
+        x = images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+        out: np.ndarray = ((x - MEAN) / STD).astype(np.float32)
+        return out
+
+    xt, yt = make_batch(TRAIN_SEED, 0, n_train, IMAGE_SIZE)
+    xv, yv = make_batch(SAMPLE_SEED, 0, n_val, IMAGE_SIZE)
+    desc = {"source": "edgekit sample (synthetic)", "train": n_train, "val": n_val}
+    return LabelledArrays(prep(xt), yt, prep(xv), yv, desc)
+
+
+def folder_arrays(data: Path, pre: Preprocess, val_fraction: float, seed: int) -> LabelledArrays:
+    """Images (and video frames) under real/ and fake/, preprocessed and split per file."""
+    from edgekit.data.decode import decode
+    from edgekit.data.labels import discover
+    from edgekit.data.tensors import preprocess_image
+    from edgekit.spec import Layout
+
+    frames = decode(discover(data), pre, frames=4)
+    x = np.stack([preprocess_image(img, pre, Layout.NCHW) for img in frames.images]).astype(np.float32)
+    y = np.asarray(frames.labels, dtype=np.int64)
+    if len(set(y.tolist())) < 2:
+        raise DataError(f"--data {data} has only one class; pruning needs real and fake examples")
+    videos = sorted(set(frames.video_ids))
+    rng = np.random.default_rng(seed)
+    rng.shuffle(videos)
+    n_val = max(1, round(len(videos) * val_fraction))
+    val_ids = set(videos[:n_val])
+    is_val = np.array([v in val_ids for v in frames.video_ids])
+    if is_val.all() or not is_val.any():
+        raise DataError(f"--data {data}: too few files to hold out a validation split; add more")
+    desc = {
+        "source": str(data),
+        "train": int((~is_val).sum()),
+        "val": int(is_val.sum()),
+        "skipped": len(frames.skipped),
+    }
+    return LabelledArrays(x[~is_val], y[~is_val], x[is_val], y[is_val], desc)
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """The model, its labelled data and calibration images, as `sensitivity` and `optimize` take them."""
+
+    source: ModelSource
+    data: Path | None = None  # real/ and fake/ folders; None: the bundled sample's images
+    calib: Path | None = None  # None: the training split of ``data``
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    input_shape: tuple[int, ...] | None = None
+
+
+@dataclass
+class Prepared:
+    """A loaded model with its data, shared by sensitivity and optimize."""
+
+    module: Any
+    ctx: ExportContext
+    data: LabelledArrays
+    output: OutputSpec
+    source: dict[str, Any]
+
+    @property
+    def kind(self) -> OutputKind:
+        """Logits or probabilities."""
+        return self.output.kind
+
+    @property
+    def classes(self) -> int:
+        """1 logit or 2 classes."""
+        return self.output.classes
+
+
+def prepare(md: ModelData, val_samples: int) -> Prepared:
+    """Load the model (trainable form), its labelled data and calibration inputs."""
+    from edgekit.exporters.registry import ExportContext
+    from edgekit.loading import load_model, probe_output
+
+    loaded = load_model(md.source)
+    module = trainable_module(loaded, md.source)
+    shape = md.input_shape or loaded.recorded_input_shape or (1, 3, 224, 224)
+    pre = Preprocess(height=shape[2], width=shape[3])
+    pre = replace(pre, mean=md.mean or pre.mean, std=md.std or pre.std)
+    arrays = sample_arrays() if md.data is None else folder_arrays(md.data, pre, 0.5, 0)
+    arrays.x_val, arrays.y_val = arrays.x_val[:val_samples], arrays.y_val[:val_samples]
+    shape = (1, *arrays.x_val.shape[1:])
+    output = probe_output(module, InputSpec(shape=shape), OutputSpec())
+    if md.calib is not None:
+        from edgekit.data.tensors import find_files, load_dataset
+
+        files = find_files(md.calib)
+        if not files:
+            raise UsageError(f"--calib {md.calib} holds no images")
+        calib_x = load_dataset(files[:200], md.calib, pre, InputSpec(shape=shape)).inputs
+    else:
+        calib_x = arrays.x_train[:200]
+    ctx = ExportContext(module=loaded.module, input_spec=InputSpec(shape=shape), calibration=calib_x)
+    desc = {"path": loaded.path, "sha256": loaded.sha256, "kind": loaded.kind}
+    return Prepared(module, ctx, arrays, output, desc)

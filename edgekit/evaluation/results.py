@@ -1,0 +1,246 @@
+"""What `edgekit eval` leaves on disk and `edgekit report` reads back: ``scores.csv`` (one row
+per sample, one score column per variant) and ``eval.json`` (:class:`EvalMeta`).
+
+Both are read as untrusted files: a hand-edited or truncated one gives one
+:class:`~edgekit.errors.UsageError` line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit._io import atomic_write_text
+from edgekit.errors import UsageError
+
+SCORES = "scores.csv"
+EVAL_JSON = "eval.json"
+EVAL_SCHEMA = "edgekit.eval"
+EVAL_SCHEMA_VERSION = 1
+SCORE_META_COLUMNS = ("sample", "video", "label", "method")
+
+
+@dataclass(frozen=True)
+class HeatmapEntry:
+    """One heatmap image of a top TP/FN/FP/TN sample."""
+
+    category: str
+    sample: str
+    score: float
+    file: str
+
+
+@dataclass(frozen=True)
+class EvalMeta:
+    """The content of ``eval.json``: how the scores were made and what the report needs."""
+
+    spec: dict[str, Any]
+    threshold: float
+    threshold_mode: str
+    baseline: str
+    variants: list[str]
+    precision: dict[str, str]
+    format: dict[str, str]
+    size_bytes: dict[str, int | None]
+    images_per_s: dict[str, float]
+    samples: int
+    videos: int
+    skipped: list[list[str]]
+    heatmaps: dict[str, list[HeatmapEntry]]
+    heatmap_method: dict[str, str]
+    heatmap_drift_iou: dict[str, float | None]
+    model: str
+    schema: str = field(default=EVAL_SCHEMA)
+    schema_version: int = field(default=EVAL_SCHEMA_VERSION)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in the file's key order (schema first)."""
+        out: dict[str, Any] = {"schema": self.schema, "schema_version": self.schema_version}
+        for f in fields(self):
+            if f.name in out:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "heatmaps":
+                value = {k: [vars(e) for e in v] for k, v in value.items()}
+            out[f.name] = value
+        return out
+
+    def save(self, out_dir: Path) -> Path:
+        """Write ``eval.json`` atomically."""
+        path = Path(out_dir) / EVAL_JSON
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @property
+    def video_agg(self) -> str:
+        """How frame scores were pooled per video."""
+        return str(self.spec.get("video_agg", "mean"))
+
+    @property
+    def tolerance(self) -> float:
+        """The AUC budget the report judges variants by."""
+        return float(self.spec.get("tolerance", 0.01))
+
+    @property
+    def frames(self) -> int:
+        """Frames sampled per video."""
+        return int(self.spec.get("frames", 16))
+
+
+def _bad(path: Path, what: str) -> UsageError:
+    return UsageError(f"{path} is not a valid edgekit eval file ({what}); re-run 'edgekit eval'")
+
+
+def _typed(path: Path, d: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = d.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _bad(path, f"'{key}' is missing or of the wrong type")
+    return value
+
+
+def eval_meta_from_dict(d: Any, path: Path = Path(EVAL_JSON)) -> EvalMeta:
+    """Validate parsed ``eval.json`` content; raises :class:`UsageError` with one line."""
+    if not isinstance(d, dict):
+        raise _bad(path, "not a JSON object")
+    if d.get("schema") != EVAL_SCHEMA or d.get("schema_version") != EVAL_SCHEMA_VERSION:
+        raise UsageError(f"{path} is from another edgekit version or not an eval file; re-run 'edgekit eval'")
+    threshold = float(_typed(path, d, "threshold", (int, float)))
+    if not math.isfinite(threshold):
+        raise _bad(path, "'threshold' is not a finite number")
+    variants = _typed(path, d, "variants", list)
+    if not variants or not all(isinstance(v, str) for v in variants):
+        raise _bad(path, "'variants' must be a non-empty list of names")
+    baseline = _typed(path, d, "baseline", str)
+    maps = {
+        k: _typed(path, d, k, dict) for k in ("spec", "precision", "format", "size_bytes", "images_per_s")
+    }
+    for key in ("size_bytes", "images_per_s"):
+        if not all(v is None or isinstance(v, (int, float)) for v in maps[key].values()):
+            raise _bad(path, f"'{key}' holds a value that is not a number")
+    heatmaps: dict[str, list[HeatmapEntry]] = {}
+    raw_heat = d.get("heatmaps") or {}
+    if not isinstance(raw_heat, dict):
+        raise _bad(path, "'heatmaps' is not an object")
+    for name, entries in raw_heat.items():
+        if not isinstance(entries, list):
+            raise _bad(path, f"heatmaps of {name!r} are not a list")
+        try:
+            heatmaps[str(name)] = [
+                HeatmapEntry(str(e["category"]), str(e["sample"]), float(e["score"]), str(e["file"]))
+                for e in entries
+            ]
+        except (KeyError, TypeError, ValueError):
+            raise _bad(path, f"a heatmap entry of {name!r} lacks category/sample/score/file") from None
+    skipped = d.get("skipped") or []
+    if not isinstance(skipped, list) or not all(isinstance(s, list) and len(s) == 2 for s in skipped):
+        raise _bad(path, "'skipped' must be a list of [file, reason] pairs")
+    drift = d.get("heatmap_drift_iou") or {}
+    method = d.get("heatmap_method") or {}
+    if not isinstance(drift, dict) or not isinstance(method, dict):
+        raise _bad(path, "'heatmap_drift_iou' / 'heatmap_method' are not objects")
+    return EvalMeta(
+        spec=maps["spec"],
+        threshold=threshold,
+        threshold_mode=str(d.get("threshold_mode", "")),
+        baseline=baseline,
+        variants=[str(v) for v in variants],
+        precision={str(k): str(v) for k, v in maps["precision"].items()},
+        format={str(k): str(v) for k, v in maps["format"].items()},
+        size_bytes=maps["size_bytes"],
+        images_per_s=maps["images_per_s"],
+        samples=int(_typed(path, d, "samples", int)),
+        videos=int(d.get("videos") or 0),
+        skipped=[[str(a), str(b)] for a, b in skipped],
+        heatmaps=heatmaps,
+        heatmap_method={str(k): str(v) for k, v in method.items()},
+        heatmap_drift_iou=drift,
+        model=str(d.get("model", "model")),
+    )
+
+
+def load_eval_meta(out_dir: Path) -> EvalMeta:
+    """Read and validate ``eval.json`` from an eval folder."""
+    path = Path(out_dir) / EVAL_JSON
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"{Path(out_dir)} has no readable {EVAL_JSON}; run 'edgekit eval' first ({exc})"
+        ) from exc
+    return eval_meta_from_dict(raw, path)
+
+
+def write_scores(
+    path: Path,
+    sample_ids: list[str],
+    video_ids: list[str],
+    labels: list[int],
+    methods: list[str],
+    columns: dict[str, np.ndarray],
+) -> None:
+    """Write ``scores.csv`` atomically: provenance columns, then one score column per variant."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([*SCORE_META_COLUMNS, *columns])
+    for i, sid in enumerate(sample_ids):
+        row = [sid, video_ids[i], labels[i], methods[i]]
+        w.writerow(row + [f"{columns[c][i]:.7f}" for c in columns])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_scores(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows of scores.csv and its variant columns."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        names = [c for c in (reader.fieldnames or []) if c not in SCORE_META_COLUMNS]
+    return rows, names
+
+
+@dataclass(frozen=True)
+class ScoreTable:
+    """``scores.csv`` validated: labels 0/1, one finite score in [0, 1] per sample and variant."""
+
+    labels: np.ndarray
+    videos: list[str]
+    methods: list[str]
+    scores: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def load_scores(out_dir: Path, meta: EvalMeta) -> ScoreTable:
+    """Read ``scores.csv`` of an eval folder and check it against ``meta``."""
+    path = Path(out_dir) / SCORES
+    try:
+        rows, names = read_scores(path)
+    except (OSError, ValueError, csv.Error) as exc:
+        raise UsageError(
+            f"{Path(out_dir)} has no readable {SCORES}; run 'edgekit eval' first ({exc})"
+        ) from exc
+    if not rows:
+        raise _bad(path, "no score rows")
+    missing = [n for n in meta.variants if n not in names]
+    if missing or meta.baseline not in names:
+        raise _bad(path, f"no score column for {', '.join(missing or [meta.baseline])}")
+    try:
+        labels = np.array([int(r["label"]) for r in rows], dtype=np.int64)
+        scores = {n: np.array([float(r[n]) for r in rows], dtype=np.float64) for n in meta.variants}
+    except (TypeError, ValueError, KeyError):
+        raise _bad(path, "a label or score is not a number (truncated or edited?)") from None
+    if not np.isin(labels, (0, 1)).all():
+        raise _bad(path, "labels must be 0 or 1")
+    for name, col in scores.items():
+        if not np.isfinite(col).all() or (col < 0).any() or (col > 1).any():
+            raise _bad(path, f"scores of {name!r} must be finite numbers in [0, 1]")
+    return ScoreTable(
+        labels, [r.get("video") or "" for r in rows], [r.get("method") or "" for r in rows], scores
+    )

@@ -1,0 +1,177 @@
+"""The one place that drives ai-edge-quantizer: recipes, calibration and quantization.
+
+edgekit's static INT8 recipe calibrates with a min/max tracker (the default moving
+average collapses a single-logit output range) and keeps HARD_SWISH float (static INT8
+HARD_SWISH is not delegated to XNNPACK, which would split the graph); with float I/O the
+graph inputs and outputs stay float32 too. ``tflite_int8``, ``edgekit sensitivity`` and
+``edgekit optimize`` all build on :func:`static_int8_recipe`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edgekit._capture import captured_output
+from edgekit.errors import ExportError, UsageError
+
+#: Ops that stay float in edgekit's static INT8 recipe.
+FLOAT_OPS = ("HARD_SWISH",)
+#: Graph edges kept float for ``float_io``.
+FLOAT_IO = ("INPUT", "OUTPUT")
+
+
+def jsonable(obj: Any) -> Any:
+    """An ai-edge-quantizer recipe (enums inside) as plain JSON data."""
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def tensor_scope(tensor: str) -> str:
+    """A recipe regex that matches exactly one op, by its output tensor name.
+
+    ai-edge-quantizer matches recipes against the op's output names, each followed by ";".
+    """
+    return "^" + re.escape(tensor) + ";?$"
+
+
+def signature_input(model: bytes) -> tuple[str, str]:
+    """(signature key, input name) of a TFLite model's first signature."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    sigs = Interpreter(model_content=model).get_signature_list()
+    key = next(iter(sigs))
+    return key, sigs[key]["inputs"][0]
+
+
+def static_int8_recipe(float_ops: Sequence[str] = FLOAT_OPS, float_io: bool = True) -> Any:
+    """edgekit's static INT8 recipe as a ``RecipeManager`` (extend it, or take its recipe)."""
+    from ai_edge_quantizer import recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    rm = recipe_manager.RecipeManager()
+    rm.add_static_config(".*", TFLOperationName.ALL_SUPPORTED, 8, 8)
+    for op in (*float_ops, *FLOAT_IO) if float_io else tuple(float_ops):
+        rm.add_quantization_config(".*", TFLOperationName(op), algorithm_key=AlgorithmName.NO_QUANTIZE)
+    return rm
+
+
+def mixed_recipe(fallback: Sequence[str], int4_fc: Sequence[str]) -> list[dict[str, Any]]:
+    """Static INT8 everywhere, FP32 for the ``fallback`` op tensors, dynamic INT4 weights for ``int4_fc``."""
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    rm = static_int8_recipe()
+    for tensor in fallback:
+        rm.add_quantization_config(
+            tensor_scope(tensor), TFLOperationName.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
+        )
+    for tensor in int4_fc:
+        rm.add_dynamic_config(tensor_scope(tensor), TFLOperationName.FULLY_CONNECTED, 4)
+    recipe: list[dict[str, Any]] = jsonable(rm.get_quantization_recipe())
+    return recipe
+
+
+def single_op_recipe(kind: str, tensor: str, bits: int) -> list[dict[str, Any]]:
+    """A recipe that quantizes just one op: static INT8, or dynamic INT4 weights (FC)."""
+    from ai_edge_quantizer import recipe_manager
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    rm = recipe_manager.RecipeManager()
+    if bits == 8:
+        rm.add_static_config(tensor_scope(tensor), TFLOperationName(kind), 8, 8)
+    else:
+        rm.add_dynamic_config(tensor_scope(tensor), TFLOperationName(kind), bits)
+    recipe: list[dict[str, Any]] = jsonable(rm.get_quantization_recipe())
+    return recipe
+
+
+def named_recipe(name: str) -> Any:
+    """One of ai-edge-quantizer's own recipes: ``dynamic_wi8_afp32``, ``weight_only_wi8_afp32``."""
+    from ai_edge_quantizer import recipe
+
+    if name not in ("dynamic_wi8_afp32", "weight_only_wi8_afp32"):
+        raise UsageError(f"unknown ai-edge-quantizer recipe {name!r}")
+    return getattr(recipe, name)()
+
+
+def calibrate(base: bytes, recipe: Any, batches: Sequence[np.ndarray], num_threads: int = 1) -> Any:
+    """Min/max statistics of every tensor of ``base`` under ``recipe`` (a recipe list or manager)."""
+    from ai_edge_quantizer import calibrator, recipe_manager
+    from ai_edge_quantizer.utils import qsv_utils
+
+    rm = recipe
+    if not isinstance(recipe, recipe_manager.RecipeManager):
+        rm = recipe_manager.RecipeManager()
+        rm.load_quantization_recipe(recipe)
+    key, name = signature_input(base)
+    try:
+        with captured_output():
+            cal = calibrator.Calibrator(
+                base, num_threads=num_threads, qsv_update_func=qsv_utils.min_max_update
+            )
+            cal.calibrate({key: [{name: b} for b in batches]}, rm)
+    except Exception as exc:
+        raise ExportError(
+            f"ai-edge-quantizer calibration failed: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from exc
+    return cal.get_model_qsvs()
+
+
+def quantize(
+    base: bytes,
+    recipe: Any,
+    batches: Sequence[np.ndarray] | None = None,
+    qsvs: Any = None,
+    num_threads: int = 1,
+) -> bytes:
+    """Quantize ``base`` with ``recipe``; calibrates on ``batches`` when the recipe needs it and no
+    ``qsvs`` (precomputed statistics) are given."""
+    from ai_edge_quantizer import quantizer, recipe_manager
+
+    if isinstance(recipe, recipe_manager.RecipeManager):
+        recipe = recipe.get_quantization_recipe()
+    try:
+        qt = quantizer.Quantizer(base, recipe)
+        if qt.need_calibration and qsvs is None:
+            if not batches:
+                raise UsageError("this quantization recipe needs calibration images: pass --calib DIR")
+            qsvs = calibrate(base, recipe, batches, num_threads)
+        with captured_output():
+            result = qt.quantize(qsvs, enable_progress_report=False)
+    except (UsageError, ExportError):
+        raise
+    except Exception as exc:
+        raise ExportError(f"ai-edge-quantizer failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    return bytes(result.quantized_model)
+
+
+def fp16_weights(base: bytes) -> bytes:
+    """Float16 weights of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED; float32 compute."""
+    from ai_edge_quantizer import quantizer
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    qt = quantizer.Quantizer(base)
+    for op in (
+        TFLOperationName.CONV_2D,
+        TFLOperationName.DEPTHWISE_CONV_2D,
+        TFLOperationName.FULLY_CONNECTED,
+    ):
+        qt.add_weight_only_config(".*", op, 16, algorithm_key=AlgorithmName.FLOAT_CASTING)
+    try:
+        with captured_output():
+            result = qt.quantize(enable_progress_report=False)
+    except Exception as exc:
+        raise ExportError(f"ai-edge-quantizer FP16 cast failed: {type(exc).__name__}: {exc}") from exc
+    return bytes(result.quantized_model)
