@@ -138,8 +138,8 @@ class BenchReport:
 
     @property
     def ok(self) -> bool:
-        """No device lost and no cell failed."""
-        return not self.gone and all(c["status"] == "ok" for c in self.cells)
+        """No device lost, no cell left unrun and no cell failed."""
+        return not self.gone and not self.pending and all(c["status"] == "ok" for c in self.cells)
 
     @property
     def all_within(self) -> bool:
@@ -154,12 +154,12 @@ def _load_models(spec: BenchSpec) -> list[BenchModel]:
     target = Path(spec.target)
     if target.is_file() and target.suffix == ".tflite":
         return [_bare_model(target, spec)]
-    from edgekit.manifest import load_manifest
+    from edgekit.manifest import export_root, load_manifest, parity_arrays, verified_file
 
     manifest = load_manifest(target)
-    root = target if target.is_dir() else target.parent
-    x = np.load(root / manifest.parity_data["inputs_file"], allow_pickle=False)[: spec.parity_samples]
-    ref = np.load(root / manifest.parity_data["reference_file"], allow_pickle=False)[: spec.parity_samples]
+    root = export_root(target)
+    x, ref = parity_arrays(root, manifest)
+    x, ref = x[: spec.parity_samples], ref[: spec.parity_samples]
     output = manifest.output_spec()
     models = []
     for v in manifest.variants:
@@ -169,7 +169,8 @@ def _load_models(spec: BenchSpec) -> list[BenchModel]:
             continue
         layout = v.input.get("layout", "nchw")
         inputs = x if layout == "nchw" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-        models.append(BenchModel(manifest.name, v.name, root / v.file, v.sha256 or "", v.precision, inputs, ref,
+        path = verified_file(root, v)
+        models.append(BenchModel(manifest.name, v.name, path, v.sha256 or "", v.precision, inputs, ref,
                                  output, manifest.threshold))  # fmt: skip
     if not models:
         raise UsageError(f"no TFLite variant to bench in {target} (check --variants)")
@@ -486,6 +487,13 @@ def _bench_with(adb: Adb, wanted: str | None, spec: BenchSpec, models: list[Benc
                     **_base_record(cell, spec, infos[serial], "-"),
                     "status": "error",
                     "error": str(exc),
+                }
+            except Exception as exc:  # a worker never dies: whatever went wrong is this cell's error
+                first = str(exc).splitlines()[0][:200] if str(exc) else ""
+                record = {
+                    **_base_record(cell, spec, infos[serial], "-"),
+                    "status": "error",
+                    "error": f"{type(exc).__name__}: {first}",
                 }
             with lock:
                 append_cell(out, record)

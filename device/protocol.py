@@ -12,6 +12,7 @@ Java core's tests and by this module's tests.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,6 +36,10 @@ DTYPES = {"float32": "<f4", "float16": "<f2", "int8": "i1", "uint8": "u1", "int3
 ACCELERATORS = ("cpu", "gpu", "npu")
 ENGINES = ("compiled_model", "interpreter")
 GPU_PRECISIONS = ("fp32", "fp16")
+#: bounds a result may not exceed: a hostile result must not keep the host pulling for minutes
+MAX_OUTPUTS = 16
+MAX_TENSOR_ELEMENTS = 1 << 24
+MAX_TIMINGS = 100_000
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -51,7 +56,16 @@ def _require(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
 
 
 def _optional(d: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
-    return _require(d, key, kind, where) if key in d else default
+    return _require(d, key, kind, where) if d.get(key) is not None else default
+
+
+def _finite_ms(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def _load(text: str, where: str) -> Any:
@@ -87,8 +101,12 @@ class TensorFile:
             raise ProtocolError(f"tensor file name {self.file!r} must be a plain name ([A-Za-z0-9._-])")
         if self.dtype not in DTYPES:
             raise ProtocolError(f"tensor dtype {self.dtype!r} not in {', '.join(DTYPES)}")
-        if not self.shape or any((not isinstance(d, int)) or d <= 0 for d in self.shape):
+        if not self.shape or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in self.shape):
             raise ProtocolError(f"tensor shape {list(self.shape)} must be positive integers")
+        if len(self.shape) > 8 or math.prod(self.shape) > MAX_TENSOR_ELEMENTS:
+            raise ProtocolError(
+                f"tensor shape {list(self.shape)} is larger than any detector output or input"
+            )
 
     @property
     def nbytes(self) -> int:
@@ -201,12 +219,11 @@ class Memory:
         """Parse the JSON form."""
         if not isinstance(d, dict):
             raise ProtocolError(f"{where}: not an object")
-        return cls(
-            vm_rss_kb=_require(d, "vm_rss_kb", int, where),
-            vm_hwm_kb=_require(d, "vm_hwm_kb", int, where),
-            pss_total_kb=d.get("pss_total_kb"),
-            pss_graphics_kb=d.get("pss_graphics_kb"),
-        )
+        values = [_require(d, k, int, where) for k in ("vm_rss_kb", "vm_hwm_kb")]
+        values += [_optional(d, k, int, None, where) for k in ("pss_total_kb", "pss_graphics_kb")]
+        if any(v is not None and not 0 <= v < 1 << 40 for v in values):
+            raise ProtocolError(f"{where}: memory figures must be non-negative KiB")
+        return cls(*values)
 
 
 @dataclass(frozen=True)
@@ -250,13 +267,31 @@ class RunResult:
         if status not in ("ok", "error"):
             raise ProtocolError(f"{where}: status {status!r} must be 'ok' or 'error'")
         timings = _require(d, "timings_ms", list, where)
-        if any(isinstance(t, bool) or not isinstance(t, (int, float)) or t < 0 for t in timings):
-            raise ProtocolError(f"{where}: timings_ms must be non-negative numbers")
+        if len(timings) > MAX_TIMINGS or any(not _finite_ms(t) for t in timings):
+            raise ProtocolError(
+                f"{where}: timings_ms must be at most {MAX_TIMINGS} finite non-negative numbers"
+            )
         if status == "ok" and not timings:
             raise ProtocolError(f"{where}: an ok result needs timings_ms")
         if status == "error" and not d.get("error_kind"):
             raise ProtocolError(f"{where}: an error result needs error_kind")
-        memory = {k: Memory.from_dict(v, f"{where} memory.{k}") for k, v in (d.get("memory") or {}).items()}
+        raw_memory = _optional(d, "memory", dict, {}, where) or {}
+        memory = {str(k): Memory.from_dict(v, f"{where} memory.{k}") for k, v in raw_memory.items()}
+        outputs = _optional(d, "outputs", list, [], where) or []
+        if len(outputs) > MAX_OUTPUTS:
+            raise ProtocolError(
+                f"{where}: {len(outputs)} outputs listed; a detector has at most {MAX_OUTPUTS}"
+            )
+        accelerators = _optional(d, "available_accelerators", list, [], where) or []
+        if not all(isinstance(a, str) for a in accelerators):
+            raise ProtocolError(f"{where}: available_accelerators must be a list of names")
+        for key in ("load_ms", "first_inference_ms"):
+            if d.get(key) is not None and not _finite_ms(d[key]):
+                raise ProtocolError(f"{where}: {key} must be a finite non-negative number")
+        for key in ("accelerator_used", "fallback_reason", "error_kind", "error_message"):
+            _optional(d, key, str, None, where)
+        for key in ("device", "thermal"):
+            _optional(d, key, dict, None, where)
         return cls(
             run_id=_require(d, "run_id", str, where),
             status=status,
@@ -264,14 +299,12 @@ class RunResult:
             engine=_require(d, "engine", str, where),
             accelerator_requested=_require(d, "accelerator_requested", str, where),
             accelerator_used=d.get("accelerator_used"),
-            available_accelerators=tuple(d.get("available_accelerators") or ()),
+            available_accelerators=tuple(accelerators),
             threads=_require(d, "threads", int, where),
             load_ms=d.get("load_ms"),
             first_inference_ms=d.get("first_inference_ms"),
             timings_ms=tuple(float(t) for t in timings),
-            outputs=tuple(
-                TensorFile.from_dict(t, f"{where} outputs[{i}]") for i, t in enumerate(d.get("outputs") or [])
-            ),
+            outputs=tuple(TensorFile.from_dict(t, f"{where} outputs[{i}]") for i, t in enumerate(outputs)),
             memory=memory,
             fallback_reason=d.get("fallback_reason"),
             error_kind=d.get("error_kind"),

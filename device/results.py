@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit._io import atomic_write_text
+from edgekit.validate import finite_json
 
 JSONL = "bench.jsonl"
 CSV_COLUMNS = (
@@ -28,19 +29,31 @@ def read_cells(out_dir: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     cells = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            cells.append(json.loads(line))
+            cell = json.loads(line)
         except ValueError:
             continue
+        if (
+            isinstance(cell, dict)
+            and isinstance(cell.get("key"), str)
+            and isinstance(cell.get("device"), str)
+        ):
+            cells.append(cell)
     return cells
 
 
 def append_cell(out_dir: Path, cell: dict[str, Any]) -> None:
     """Append one cell to bench.jsonl (fsynced) and refresh that device's CSV."""
     path = Path(out_dir) / JSONL
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(cell, ensure_ascii=False) + "\n")
+    line = json.dumps(finite_json(cell), ensure_ascii=False, allow_nan=False) + "\n"
+    with open(path, "a+b") as fh:
+        # a crash mid-write leaves a torn last line: end it, so this record is not glued onto it
+        if fh.seek(0, os.SEEK_END) > 0:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+        fh.write(line.encode("utf-8"))
         fh.flush()
         os.fsync(fh.fileno())
     write_csv(out_dir, str(cell["device"]))

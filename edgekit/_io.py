@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from edgekit.errors import OutputError
@@ -71,9 +73,68 @@ def ensure_output_dir(path: Path) -> Path:
     return path
 
 
-def inside(root: Path, name: str) -> Path:
-    """``root / name``, refusing names that would land outside ``root``."""
-    target = (root / name).resolve()
-    if root.resolve() not in target.parents and target != root.resolve():
-        raise OutputError(f"refusing to write {name!r} outside the output folder {root}")
-    return target
+@contextmanager
+def staged_folder(out_dir: Path, owned: Callable[[Path], set[str]]) -> Iterator[Path]:
+    """A staging folder whose content replaces ``out_dir`` when the block succeeds.
+
+    Everything is written into ``.<name>.edgekit-staging-*`` beside ``out_dir``; at the end
+    the folders are swapped, so a reader sees the old export or the new one, never a mix,
+    and a killed or interrupted run leaves ``out_dir`` as it was. ``owned(out_dir)`` names
+    the entries the previous run wrote (its manifest and files): those are dropped (stale
+    variants of a re-export go), every other entry is carried over untouched. A second run
+    into the same folder while one holds it fails at once with :class:`OutputError`.
+    """
+    import fcntl
+    import shutil
+
+    out_dir = Path(out_dir).absolute()
+    cwd = Path.cwd().resolve()
+    if out_dir.resolve() == cwd or out_dir.resolve() in cwd.parents:
+        raise OutputError(
+            f"the output folder {out_dir} holds the working directory; pass a dedicated -o folder"
+        )
+    ensure_output_dir(out_dir)
+    lock = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(
+                f"another edgekit run is writing into {out_dir}; wait for it to finish or pass another -o"
+            ) from None
+        prefix = f".{out_dir.name}.edgekit-"
+        for stale in out_dir.parent.glob(
+            f"{glob_escape(prefix)}*"
+        ):  # left by a killed run (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            stage = Path(tempfile.mkdtemp(prefix=prefix + "staging-", dir=out_dir.parent))
+        except OSError as exc:
+            raise OutputError(f"cannot create a staging folder beside {out_dir}: {exc.strerror}") from exc
+        try:
+            yield stage
+            _swap_in(stage, out_dir, owned(out_dir), prefix)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    finally:
+        os.close(lock)
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob metacharacters taken literally (folder names like ``out[1]``)."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
+
+
+def _swap_in(stage: Path, out_dir: Path, owned: set[str], prefix: str) -> None:
+    import shutil
+
+    try:
+        for entry in out_dir.iterdir():
+            if entry.name not in owned and not (stage / entry.name).exists():
+                os.replace(entry, stage / entry.name)  # not ours: carried over untouched
+        old = Path(tempfile.mkdtemp(prefix=prefix + "old-", dir=out_dir.parent))
+        os.replace(out_dir, old / "previous")
+        os.replace(stage, out_dir)
+    except OSError as exc:
+        raise OutputError(f"cannot move the new export into {out_dir}: {exc.strerror}") from exc
+    shutil.rmtree(old, ignore_errors=True)

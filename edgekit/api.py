@@ -192,6 +192,7 @@ def export(
     resize: str = "bilinear",
     layout: str = "nchw",
     output: str = "logits",
+    output_index: int | None = None,
     threshold: float = 0.5,
     recipe: PathLike | None = None,
     arch: str | None = None,
@@ -239,6 +240,7 @@ def export(
         threshold=threshold,
         recipe=Path(recipe) if recipe is not None else None,
         name=stem,
+        output_index=output_index,
     )
     manifest = run_export(spec, _say(progress))
     return ExportResult(out, manifest, _typed_variants(manifest, out))
@@ -268,6 +270,9 @@ def evaluate(
     variants: Sequence[str] | None = None,
     heatmaps: bool = True,
     trust_pickle: bool = False,
+    baseline: PathLike | None = None,
+    arch: str | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> EvalResult:
     """Score labelled images/videos with the PyTorch baseline and every variant of an export,
@@ -282,6 +287,7 @@ def evaluate(
         export_dir=Path(export_dir), data=Path(data), out_dir=Path(out_dir), frames=frames, video_agg=video_agg,
         threshold=str(threshold), tolerance=tolerance, top_k=top_k,
         variants=tuple(variants) if variants else None, trust_pickle=trust_pickle, heatmaps=heatmaps,
+        baseline=Path(baseline) if baseline is not None else None, arch=arch, arch_kwargs=dict(arch_kwargs or {}),
     )  # fmt: skip
     out = run_eval(spec, _say(progress))
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))

@@ -2,6 +2,7 @@
 
     EdgekitError
     ├── UsageError            bad arguments or options (exit 2)
+    │   └── FileFormatError     a file edgekit reads back fails validation (exit 2)
     ├── ModelLoadError        missing, corrupt, TorchScript or untrusted pickle model files (exit 2)
     ├── DataError             calibration / parity data that cannot be used (exit 2)
     ├── OutputError           the output folder cannot be written (exit 2)
@@ -31,6 +32,12 @@ class EdgekitError(Exception):
 
 class UsageError(EdgekitError):
     """Options that do not fit together or do not parse."""
+
+    exit_code = 2
+
+
+class FileFormatError(UsageError):
+    """A manifest, eval folder, result or log that edgekit reads back is hand-edited, truncated or hostile."""
 
     exit_code = 2
 

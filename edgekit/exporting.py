@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgekit import __version__
-from edgekit._io import atomic_write_bytes, ensure_output_dir, inside, sha256_bytes
+from edgekit._io import atomic_write_bytes, sha256_bytes, staged_folder
 from edgekit.data.tensors import DataSet, find_files, load_dataset, split_files
-from edgekit.errors import DataError, EdgekitError, UnsupportedOpError, UsageError
+from edgekit.errors import DataError, EdgekitError, OutputError, UnsupportedOpError, UsageError
 from edgekit.manifest import PARITY_INPUTS, PARITY_REFERENCE, Manifest, VariantRecord
 from edgekit.parity import auc_or_none, compare, fake_scores
 from edgekit.runners.base import Runner, run_batch
 from edgekit.spec import ExportSpec, InputSpec, Layout, OutputSpec, Preprocess
+from edgekit.validate import contained
 
 if TYPE_CHECKING:
     from edgekit.exporters.registry import ExportContext, VariantInfo
+    from edgekit.loading import LoadedModel
 
 #: progress(step description, steps done, steps total)
 ProgressFn = Callable[[str, int, int], None]
@@ -150,9 +152,7 @@ def _open_runner(fmt: str, path: Path) -> Runner:
 
 def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
     """Export every variant in ``spec``, check each against PyTorch, and write the manifest."""
-    from edgekit.exporters import ExportContext, get_variant
-    from edgekit.loading import load_model, probe_output
-    from edgekit.runners.torch import TorchRunner
+    from edgekit.exporters import get_variant
 
     report: ProgressFn = progress or (lambda _msg, _done, _total: None)
     infos = [get_variant(v) for v in spec.variants]
@@ -163,34 +163,75 @@ def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
         )
     if any(v.name == "tflite_recipe" for v in infos) and spec.recipe is None:
         raise UsageError("the recipe variant needs --recipe FILE.json")
-    out_dir = ensure_output_dir(spec.out_dir)
+    # the folder is locked from the start (a second run fails at once) and everything is written
+    # into a staging folder that replaces it at the end (see staged_folder)
+    with staged_folder(spec.out_dir, _previous_export_files) as out_dir:
+        return _export_into(out_dir, spec, infos, needs_calib, report)
+
+
+def _export_into(
+    out_dir: Path, spec: ExportSpec, infos: list[VariantInfo], needs_calib: list[str], report: ProgressFn
+) -> Manifest:
+    from edgekit.exporters import ExportContext
+    from edgekit.loading import load_model, probe_output, select_output
+    from edgekit.runners.torch import TorchRunner
+
     total = len(infos) + 3
     report("loading model", 0, total)
     loaded = load_model(spec.source)
     inp, pre = _resolve_input(spec, loaded.recorded_input_shape)
-    output = probe_output(loaded.module, inp, spec.output)
+    output = probe_output(loaded.module, inp, spec.output, spec.output_index)
+    module = loaded.module if spec.output_index is None else select_output(loaded.module, spec.output_index)
 
     report("reading calibration and parity data", 1, total)
     calib, parity, data_info = _read_data(spec, inp, pre)
     if needs_calib and (calib is None or len(calib) == 0):
         raise DataError("no calibration samples left after holding out parity samples; add more images")
     report("running the PyTorch reference", 2, total)
-    reference = run_batch(TorchRunner(loaded.module, inp.shape), parity.inputs)
-    atomic_write_bytes(out_dir / PARITY_INPUTS, _npy_bytes(parity.inputs))
-    atomic_write_bytes(out_dir / PARITY_REFERENCE, _npy_bytes(reference))
+    reference = run_batch(TorchRunner(module, inp.shape), parity.inputs)
 
     ctx = ExportContext(
-        module=loaded.module,
+        module=module,
         input_spec=InputSpec(shape=_layout_shape(inp.shape, spec.layout), layout=spec.layout),
         calibration=None if calib is None else calib.inputs,
         recipe=spec.recipe,
     )
+    atomic_write_bytes(out_dir / PARITY_INPUTS, _npy_bytes(parity.inputs))
+    atomic_write_bytes(out_dir / PARITY_REFERENCE, _npy_bytes(reference))
     records: list[VariantRecord] = []
     for k, info in enumerate(infos):
         report(f"exporting {info.name}", 3 + k, total)
         records.append(_export_one(info, ctx, spec, out_dir, parity, reference, output))
     report("done", total, total)
-    manifest = Manifest(
+    manifest = _manifest(spec, loaded, inp, pre, output, data_info, reference, parity, records)
+    manifest.save(out_dir)
+    return manifest
+
+
+def _previous_export_files(out_dir: Path) -> set[str]:
+    """What an earlier export into ``out_dir`` wrote (its manifest, parity files and variant files)."""
+    from edgekit.manifest import MANIFEST_NAME, load_manifest
+
+    owned = {MANIFEST_NAME, PARITY_INPUTS, PARITY_REFERENCE}
+    try:
+        previous = load_manifest(out_dir)
+    except EdgekitError:  # none, or unreadable: only the fixed names are known to be ours
+        return owned if (out_dir / MANIFEST_NAME).exists() else set()
+    return owned | {v.file for v in previous.variants if v.file}
+
+
+def _manifest(
+    spec: ExportSpec,
+    loaded: LoadedModel,
+    inp: InputSpec,
+    pre: Preprocess,
+    output: OutputSpec,
+    data_info: dict[str, Any],
+    reference: np.ndarray,
+    parity: DataSet,
+    records: list[VariantRecord],
+) -> Manifest:
+    return Manifest(
         name=spec.name,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         source={
@@ -211,6 +252,7 @@ def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
             "kind": output.kind.value,
             "classes": output.classes,
             "positive_index": output.positive_index,
+            **({"index": spec.output_index} if spec.output_index is not None else {}),
         },
         preprocess=pre.to_dict(),
         threshold=spec.threshold,
@@ -224,8 +266,6 @@ def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
         variants=tuple(records),
         tools=tool_versions(),
     )
-    manifest.save(out_dir)
-    return manifest
 
 
 def _layout_shape(shape: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
@@ -258,7 +298,7 @@ def _export_one(
     except EdgekitError as exc:
         return VariantRecord(info.name, None, info.format, info.precision, "failed", error=str(exc))
     seconds = time.perf_counter() - start
-    path = inside(out_dir, fname)
+    path = contained(out_dir, fname, "variant file", error=OutputError)
     atomic_write_bytes(path, data)
     layout = spec.layout if info.format == "tflite" else Layout.NCHW
     runner = _open_runner(info.format, path)

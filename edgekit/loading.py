@@ -41,11 +41,40 @@ class LoadedModel:
 
 
 def _zip_names(path: Path) -> list[str]:
+    """Member names of a zip archive (.pt2 and torch.save files are zips), CRC-checked; [] for other files.
+
+    A flipped bit in a model's weights still unpacks, and parity cannot see it (the reference
+    uses the same weights), so every member is checked against its CRC before loading.
+    """
     try:
         with zipfile.ZipFile(path) as zf:
-            return zf.namelist()
-    except (zipfile.BadZipFile, OSError):
+            bad = zf.testzip()
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError):
         return []
+    except (zipfile.LargeZipFile, RuntimeError, ValueError, NotImplementedError) as exc:
+        raise ModelLoadError(
+            f"{path} is a damaged archive ({type(exc).__name__}); re-save or re-copy it"
+        ) from exc
+    if bad is not None:
+        raise ModelLoadError(
+            f"{path} is corrupted: archive member {bad!r} fails its CRC check; re-save or re-copy the file"
+        )
+    return names
+
+
+def _is_whole_pickle(path: Path) -> bool:
+    """True when ``path`` is one complete pickle stream (read with pickletools, nothing executed)."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as fh:
+            last = None
+            for op, _, _ in pickletools.genops(fh):
+                last = op.name
+        return last == "STOP"
+    except Exception:
+        return False
 
 
 def _is_torchscript(names: list[str]) -> bool:
@@ -59,7 +88,7 @@ def import_factory(arch: str) -> Callable[..., Any]:
         raise UsageError(f"--arch {arch!r} must look like package.module:factory")
     try:
         module = importlib.import_module(mod_name)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a module that calls sys.exit() on import must not end edgekit
         raise ModelLoadError(
             f"--arch: cannot import {mod_name!r} ({type(exc).__name__}: {exc}); "
             "check the module is on PYTHONPATH or installed"
@@ -111,7 +140,7 @@ def _build_from_arch(source: ModelSource) -> torch.nn.Module:
     factory = import_factory(source.arch)
     try:
         module = factory(**source.arch_kwargs)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ModelLoadError(f"--arch {source.arch} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(module, torch.nn.Module):
         raise ModelLoadError(f"--arch {source.arch} returned {type(module).__name__}, not a torch.nn.Module")
@@ -207,12 +236,12 @@ def load_model(source: ModelSource) -> LoadedModel:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         text = str(exc)
-        if "Unsupported global" in text:
+        if "Unsupported global" in text or (not names and _is_whole_pickle(path)):
             if not source.trust_pickle:
                 raise ModelLoadError(
-                    f"{path} contains pickled Python objects (likely a whole nn.Module), and "
-                    "unpickling runs code: pass --trust-pickle only if you trust its source, "
-                    "or save a state_dict and pass --arch"
+                    f"{path} holds pickled Python objects (a whole nn.Module or other classes) that "
+                    "torch.load(weights_only=True) refuses; unpickling runs their code: pass --trust-pickle "
+                    "only if you trust its source, or save a state_dict and pass --arch"
                 ) from exc
             return _load_pickle(path, digest, notes)
         raise ModelLoadError(
@@ -242,8 +271,29 @@ def _load_pickle(path: Path, digest: str, notes: list[str]) -> LoadedModel:
     return LoadedModel(_prepare(obj, notes), "pickle", str(path.resolve()), digest, None, notes)
 
 
-def probe_output(module: Any, spec: InputSpec, output: OutputSpec) -> OutputSpec:
-    """Run zeros through the model: checks the input shape and counts the outputs."""
+def select_output(module: Any, index: int) -> Any:
+    """``module`` returning only its output ``index`` (for models that return several tensors)."""
+    import torch
+
+    class SelectOutput(torch.nn.Module):
+        def __init__(self, inner: Any, index: int) -> None:
+            super().__init__()
+            self.inner, self.index = inner, index
+
+        def forward(self, x: torch.Tensor) -> Any:
+            return self.inner(x)[self.index]
+
+    return SelectOutput(module, index)
+
+
+def probe_output(
+    module: Any, spec: InputSpec, output: OutputSpec, output_index: int | None = None
+) -> OutputSpec:
+    """Run zeros through the model: checks the input shape and finds the score output.
+
+    A model returning several tensors needs ``output_index`` (which one is the score);
+    a 0-d output (no batch dimension) is refused.
+    """
     import torch
 
     try:
@@ -255,9 +305,24 @@ def probe_output(module: Any, spec: InputSpec, output: OutputSpec) -> OutputSpec
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); pass the right --input-shape"
         ) from exc
     if isinstance(y, (tuple, list)):
-        y = y[0]
-    if not hasattr(y, "shape") or y.shape[0] != spec.shape[0]:
-        raise UsageError("the model must return one tensor of shape (batch, 1) or (batch, 2)")
+        if output_index is None and len(y) > 1:
+            raise UsageError(
+                f"the model returns {len(y)} outputs; pass --output-index N to say which one is the detector's score"
+            )
+        index = output_index or 0
+        if not 0 <= index < len(y):
+            raise UsageError(f"--output-index {index}: the model returns {len(y)} output(s)")
+        y = y[index]
+    elif output_index not in (None, 0):
+        raise UsageError(f"--output-index {output_index}: the model returns a single tensor")
+    if not isinstance(y, torch.Tensor):
+        raise UsageError(
+            f"the model returns {type(y).__name__}, not a tensor of shape (batch, 1) or (batch, 2)"
+        )
+    if y.dim() == 0 or y.shape[0] != spec.shape[0]:
+        raise UsageError(
+            f"the model returns shape {tuple(y.shape)}; it must keep the batch dimension: (batch, 1) or (batch, 2)"
+        )
     classes = int(np.prod(y.shape[1:])) if y.dim() > 1 else 1
     if classes not in (1, 2):
         raise UsageError(

@@ -7,13 +7,15 @@ A reader refuses a manifest of another schema version with the fix.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edgekit._io import atomic_write_text
-from edgekit.errors import UsageError
+from edgekit._io import atomic_write_text, sha256_file
+from edgekit.errors import FileFormatError, UsageError
 from edgekit.spec import OutputKind, OutputSpec, Preprocess
+from edgekit.validate import contained, is_sha256, only_keys, optional, require, safe_name
 
 SCHEMA = "edgekit.manifest"
 SCHEMA_VERSION = 1
@@ -93,9 +95,12 @@ class Manifest:
         """The recorded detector output as a spec (how to turn outputs into a fake score)."""
         try:
             o = self.output
-            return OutputSpec(OutputKind(o["kind"]), int(o["classes"]), int(o["positive_index"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(
+            classes, positive = o["classes"], o["positive_index"]
+            if not isinstance(classes, int) or not isinstance(positive, int) or positive not in (0, 1):
+                raise TypeError("classes and positive_index must be integers, positive_index 0 or 1")
+            return OutputSpec(OutputKind(o["kind"]), classes, positive)
+        except (KeyError, TypeError, ValueError, UsageError) as exc:
+            raise FileFormatError(
                 f"the manifest's 'output' is not valid ({exc}); re-run 'edgekit export'"
             ) from None
 
@@ -103,9 +108,20 @@ class Manifest:
         """The recorded preprocessing as a spec (what calibration, eval and the phone feed)."""
         try:
             p = dict(self.preprocess)
-            return Preprocess(**{**p, "mean": tuple(p["mean"]), "std": tuple(p["std"])})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(
+            pre = Preprocess(**{**p, "mean": tuple(p["mean"]), "std": tuple(p["std"])})
+            numbers = (pre.scale, *pre.mean, *pre.std)
+            if not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers
+            ):
+                raise TypeError("scale, mean and std must be finite numbers")
+            if (
+                not all(isinstance(d, int) and 0 < d <= 8192 for d in (pre.height, pre.width))
+                or pre.color != "RGB"
+            ):
+                raise TypeError("height and width must be integers up to 8192 and color RGB")
+            return pre
+        except (KeyError, TypeError, ValueError, UsageError) as exc:
+            raise FileFormatError(
                 f"the manifest's 'preprocess' is not valid ({exc}); re-run 'edgekit export'"
             ) from None
 
@@ -119,31 +135,166 @@ class Manifest:
         )
 
 
-def manifest_from_dict(d: dict[str, Any]) -> Manifest:
-    """Rebuild a Manifest from its JSON dict, checking the schema version."""
-    if d.get("schema") != SCHEMA:
-        raise UsageError(
+_MAX_MANIFEST_BYTES = 16 << 20
+_FORMATS = ("tflite", "onnx")
+_STATUSES = ("ok", "failed")
+
+
+def _variant_from_dict(v: Any, where: str) -> VariantRecord:
+    if not isinstance(v, dict):
+        raise FileFormatError(f"{where}: not an object")
+    only_keys(v, {f.name for f in fields(VariantRecord)}, where)
+    name = safe_name(require(v, "name", str, where), f"{where}: variant name")
+    where = f"variant {name!r}"
+    file = optional(v, "file", str, where)
+    if file is not None:
+        safe_name(file, f"{where}: file")
+    fmt, status = require(v, "format", str, where), require(v, "status", str, where)
+    if fmt not in _FORMATS or status not in _STATUSES:
+        raise FileFormatError(f"{where}: format must be {' or '.join(_FORMATS)} and status ok or failed")
+    size = optional(v, "size_bytes", int, where)
+    sha = optional(v, "sha256", str, where)
+    if (size is not None and size < 0) or (sha is not None and not is_sha256(sha)):
+        raise FileFormatError(f"{where}: size_bytes must be >= 0 and sha256 64 hex digits")
+    if status == "ok" and (file is None or size is None or sha is None):
+        raise FileFormatError(f"{where}: an exported variant needs file, size_bytes and sha256")
+    inp = optional(v, "input", dict, where) or {}
+    if inp.get("layout", "nchw") not in ("nchw", "nhwc"):
+        raise FileFormatError(f"{where}: input layout must be nchw or nhwc")
+    return VariantRecord(
+        name=name, file=file, format=fmt, precision=require(v, "precision", str, where), status=status,
+        size_bytes=size, sha256=sha, export_seconds=optional(v, "export_seconds", (int, float), where),
+        input=inp, output=optional(v, "output", dict, where) or {},
+        parity=optional(v, "parity", dict, where), auc=optional(v, "auc", (int, float), where),
+        delegation=optional(v, "delegation", dict, where), sparsity=optional(v, "sparsity", dict, where),
+        error=optional(v, "error", str, where),
+    )  # fmt: skip
+
+
+def manifest_from_dict(d: Any) -> Manifest:
+    """Validate a manifest's JSON content and rebuild it; a :class:`FileFormatError` names the problem.
+
+    Types, names and file names are checked here; that the files named exist and match
+    their recorded size and sha256 is checked by :func:`verified_file` when they are used.
+    """
+    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+        raise FileFormatError(
             "not an edgekit manifest (no 'schema': 'edgekit.manifest'); point at an export folder"
         )
     if d.get("schema_version") != SCHEMA_VERSION:
-        raise UsageError(
-            f"manifest schema version {d.get('schema_version')} is not {SCHEMA_VERSION}; "
+        raise FileFormatError(
+            f"manifest schema version {d.get('schema_version')!r} is not {SCHEMA_VERSION}; "
             "re-run 'edgekit export' with this edgekit version"
         )
-    fields = dict(d)
-    fields["variants"] = tuple(VariantRecord(**v) for v in d.get("variants", []))
-    return Manifest(**fields)
+    where = "manifest"
+    only_keys(d, {f.name for f in fields(Manifest)}, where)
+    raw_variants = require(d, "variants", list, where)
+    variants = tuple(_variant_from_dict(v, f"manifest variants[{i}]") for i, v in enumerate(raw_variants))
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise FileFormatError("manifest: two variants share a name")
+    files = [v.file for v in variants if v.file]
+    if len(set(files)) != len(files):
+        raise FileFormatError("manifest: two variants name the same file")
+    parity = require(d, "parity_data", dict, where)
+    for key in ("inputs_file", "reference_file"):
+        safe_name(require(parity, key, str, "manifest parity_data"), f"manifest parity_data.{key}")
+    source = require(d, "source", dict, where)
+    optional(source, "path", str, "manifest source")
+    optional(source, "arch", str, "manifest source")
+    optional(source, "arch_kwargs", dict, "manifest source")
+    shape = require(require(d, "input", dict, where), "shape", list, "manifest input")
+    if len(shape) != 4 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in shape):
+        raise FileFormatError("manifest input: shape must be 4 positive integers")
+    threshold = require(d, "threshold", (int, float), where)
+    if not 0 < threshold < 1:
+        raise FileFormatError("manifest: threshold must be between 0 and 1")
+    manifest = Manifest(
+        name=safe_name(require(d, "name", str, where), "manifest name"),
+        created=str(require(d, "created", str, where)),
+        source=source,
+        input=d["input"],
+        output=require(d, "output", dict, where),
+        preprocess=require(d, "preprocess", dict, where),
+        threshold=float(threshold),
+        calibration=optional(d, "calibration", dict, where),
+        parity_data=parity,
+        reference=require(d, "reference", dict, where),
+        variants=variants,
+        tools=require(d, "tools", dict, where),
+    )
+    manifest.output_spec()  # both raise FileFormatError on a bad spec, here rather than later
+    manifest.preprocess_spec()
+    return manifest
 
 
 def load_manifest(path: Path) -> Manifest:
-    """Read ``manifest.json`` (or the one inside a folder)."""
+    """Read and validate ``manifest.json`` (or the one inside a folder)."""
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
     try:
+        if path.stat().st_size > _MAX_MANIFEST_BYTES:
+            raise FileFormatError(
+                f"{path} is over {_MAX_MANIFEST_BYTES >> 20} MB: not a manifest edgekit wrote"
+            )
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise UsageError(f"no manifest at {path}; run 'edgekit export' first") from exc
-    except ValueError as exc:
-        raise UsageError(f"{path} is not valid JSON ({exc}); re-run 'edgekit export'") from exc
-    return manifest_from_dict(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{path} is not valid JSON ({exc}); re-run 'edgekit export'") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return manifest_from_dict(data)
+    except FileFormatError as exc:
+        raise FileFormatError(f"{path}: {exc}") from None
+
+
+def export_root(path: Path) -> Path:
+    """The export folder of a manifest path or folder."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
+def verified_file(root: Path, variant: VariantRecord) -> Path:
+    """The variant's file inside ``root``, checked against its recorded size and sha256."""
+    path = contained(root, variant.file, f"variant {variant.name!r} file")
+    if not path.is_file():
+        raise FileFormatError(
+            f"variant {variant.name!r}: {variant.file} is missing from {root}; re-run 'edgekit export'"
+        )
+    size = path.stat().st_size
+    if size != variant.size_bytes or sha256_file(path) != variant.sha256:
+        raise FileFormatError(
+            f"variant {variant.name!r}: {variant.file} does not match the size and sha256 the manifest records "
+            "(replaced or corrupted); re-run 'edgekit export'"
+        )
+    return path
+
+
+def parity_arrays(root: Path, manifest: Manifest) -> tuple[Any, Any]:
+    """The pinned parity inputs and PyTorch outputs, checked against the manifest's input shape."""
+    import numpy as np
+
+    arrays = []
+    for key in ("inputs_file", "reference_file"):
+        path = contained(root, manifest.parity_data[key], f"manifest parity_data.{key}")
+        try:
+            arrays.append(np.load(path, allow_pickle=False))
+        except (OSError, ValueError, EOFError) as exc:
+            raise FileFormatError(
+                f"{path.name} is missing or not a readable .npy ({str(exc).splitlines()[0][:120]}); "
+                "re-run 'edgekit export'"
+            ) from None
+    x, ref = arrays
+    sample = tuple(manifest.input["shape"][1:])
+    if x.dtype != np.float32 or x.ndim != 4 or tuple(x.shape[1:]) != sample or not np.isfinite(x).all():
+        raise FileFormatError(
+            f"parity inputs of shape {x.shape} do not fit the model input {sample}; re-run 'edgekit export'"
+        )
+    if ref.ndim != 2 or len(ref) != len(x) or not np.isfinite(ref).all():
+        raise FileFormatError(
+            "parity reference outputs do not match the parity inputs; re-run 'edgekit export'"
+        )
+    return x, ref

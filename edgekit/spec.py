@@ -154,6 +154,8 @@ class ExportSpec:
     tolerances: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     recipe: Path | None = None
     name: str = "model"
+    #: which output is the score, for a model that returns several tensors
+    output_index: int | None = None
 
     def __post_init__(self) -> None:
         if self.calib_samples <= 0 or self.parity_samples <= 0:

@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,9 @@ class Faults:
     unplug_after_runs: int | None = None  # the device vanishes after this many app runs
     no_instrumentation: bool = False  # `am instrument` unavailable: the host must use `am start`
     thermal: list[int] = field(default_factory=list)  # thermal statuses to report, one per query
+    # a hostile or broken app: result.json text written in place of the real one (a callable gets
+    # the real text and returns the replacement), for the tests of what the host accepts
+    result_json: str | Callable[[str], str] | None = None
 
 
 @dataclass
@@ -308,6 +312,10 @@ class VirtualDevice:
             log.write_text(
                 f"E AndroidRuntime: FATAL EXCEPTION in {PACKAGE} (exit {proc.returncode}) {' '.join(tail)}\n"
             )
+        if self.faults.result_json is not None and proc.returncode == 0:
+            path = self.path(f"{RESULTS_ROOT}/{run_id}/result.json")
+            hostile = self.faults.result_json
+            path.write_text(hostile(path.read_text()) if callable(hostile) else hostile, encoding="utf-8")
         if self.faults.unplug_after_runs is not None and self.app_runs >= self.faults.unplug_after_runs:
             self.connected = False
         return proc.returncode, run_id

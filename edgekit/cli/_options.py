@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import UsageError
 
@@ -75,10 +75,16 @@ def model_source(
     path = model or weights
     if path is None and arch is None:
         raise UsageError("give a model file (MODEL or --weights) and/or --arch module:factory")
+    kwargs = parse_arch_kwargs(arch_kwargs)
+    return ModelSource(path=path, arch=arch, arch_kwargs=kwargs, trust_pickle=trust_pickle)
+
+
+def parse_arch_kwargs(text: str | None) -> dict[str, Any]:
+    """The --arch-kwargs JSON object."""
     try:
-        kwargs = json.loads(arch_kwargs) if arch_kwargs else {}
+        kwargs = json.loads(text) if text else {}
     except ValueError as exc:
         raise UsageError(f"--arch-kwargs is not valid JSON: {exc}") from None
     if not isinstance(kwargs, dict):
         raise UsageError("--arch-kwargs must be a JSON object like '{\"num_classes\": 1}'")
-    return ModelSource(path=path, arch=arch, arch_kwargs=kwargs, trust_pickle=trust_pickle)
+    return kwargs

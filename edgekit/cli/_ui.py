@@ -11,7 +11,7 @@ from typing import TextIO, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from edgekit.errors import EdgekitError
 
@@ -36,7 +36,14 @@ def _private_stream(std: TextIO) -> TextIO:
 def _console(std: TextIO) -> Console:
     stream = _private_stream(std)
     # Logs and pipes get a wide table instead of rich's 80-column default.
-    return Console(file=stream, width=None if stream.isatty() else 120)
+    # markup off: model paths, variant names and device messages are printed as they are
+    # ("[/x]" in a path must never be read as a style tag); styles come from Text objects
+    return Console(file=stream, width=None if stream.isatty() else 120, markup=False)
+
+
+def paint(text: str, style: str) -> Text:
+    """``text`` in ``style``, never parsed for markup."""
+    return Text(str(text), style=style)
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ class UI:
 
     def fail(self, exc: EdgekitError) -> typer.Exit:
         """Print one red line for ``exc`` and return the Exit to raise."""
-        self.err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        self.err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
         return typer.Exit(exc.exit_code)
 
 
@@ -65,7 +72,7 @@ def error_boundary(ui: UI) -> Iterator[None]:
     except EdgekitError as exc:
         raise ui.fail(exc) from None
     except KeyboardInterrupt:
-        ui.err.print("[red]interrupted[/]")
+        ui.err.print("interrupted", style="red")
         raise typer.Exit(130) from None
 
 

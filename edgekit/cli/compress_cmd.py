@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from edgekit.cli._options import model_source, parse_floats, parse_shape
-from edgekit.cli._ui import UI, run_guarded
+from edgekit.cli._ui import UI, paint, run_guarded
 
 if TYPE_CHECKING:
     from edgekit.compress.workspace import ModelData
@@ -260,7 +260,7 @@ def optimize(
         table.add_row(
             c.name, _db(c.size_bytes and c.size_bytes / 1e6), "-" if not c.size_ratio else f"{1 / c.size_ratio:.2f}",
             _db(c.auc), _db(c.auc_drop), parity, _db(c.latency_ms), _db(c.device_ms), c.sparsity_verdict or "-",
-            f"[green]{c.verdict}[/]" if c.verdict == "winner" else c.verdict,
+            paint(c.verdict, "green") if c.verdict == "winner" else c.verdict,
         )  # fmt: skip
     ui.err.print(table)
     ui.err.print(

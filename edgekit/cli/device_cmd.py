@@ -7,8 +7,9 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from edgekit.cli._ui import UI, run_guarded
+from edgekit.cli._ui import UI, paint, run_guarded
 from edgekit.errors import UsageError
 
 
@@ -77,7 +78,7 @@ def _cell_table(cells: list[dict[str, Any]]) -> Table:
                 "-",
                 "-",
                 "-",
-                "[red]error[/]",
+                paint("error", "red"),
             )
             continue
         acc = (
@@ -85,10 +86,14 @@ def _cell_table(cells: list[dict[str, Any]]) -> Table:
             if c["accelerator_used"] == c["accelerator"]
             else f"{c['accelerator']}->{c['accelerator_used']}"
         )
-        budget = "-" if c["budget_ok"] is None else ("[green]ok[/]" if c["budget_ok"] else "[red]over[/]")
+        budget = (
+            "-"
+            if c["budget_ok"] is None
+            else (paint("ok", "green") if c["budget_ok"] else paint("over", "red"))
+        )
         table.add_row(
             c["variant"], c["device"], acc, str(c["threads"]), f"{c['latency']['p50']:.2f}", f"{c['latency']['p90']:.2f}",
-            f"{c['peak_ram_mb']}", budget, "[green]pass[/]" if c["parity_ok"] else "[red]FAIL[/]",
+            f"{c['peak_ram_mb']}", budget, paint("pass", "green") if c["parity_ok"] else paint("FAIL", "red"),
         )  # fmt: skip
     return table
 
@@ -154,13 +159,14 @@ def bench(
             + (f" ({report.skipped} finished cells skipped)" if report.skipped else "")
         )
     for why in report.gone.values():
-        ui.err.print(f"[red]{why}[/] ({report.pending} cell(s) not run)", highlight=False)
+        ui.err.print(Text.assemble((why, "red"), f" ({report.pending} cell(s) not run)"), highlight=False)
     for c in report.cells:
         if c["status"] != "ok":
-            ui.err.print(f"[red]{c['variant']} on {c['device']}: {c['error']}[/]", highlight=False)
+            ui.err.print(f"{c['variant']} on {c['device']}: {c['error']}", style="red", highlight=False)
         elif c.get("fallback_reason"):
             ui.err.print(
-                f"[yellow]{c['variant']}: asked for {c['accelerator']}, ran on {c['accelerator_used']}: {c['fallback_reason']}[/]",
+                f"{c['variant']}: asked for {c['accelerator']}, ran on {c['accelerator_used']}: {c['fallback_reason']}",
+                style="yellow",
                 highlight=False,
             )
     if not report.ok or (strict and not report.all_within):

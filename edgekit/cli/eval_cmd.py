@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from edgekit.cli._options import parse_arch_kwargs
 from edgekit.cli._ui import UI, run_guarded
 
 
@@ -33,6 +34,15 @@ def evaluate(
     trust_pickle: bool = typer.Option(
         False, "--trust-pickle", help="Allow unpickling the baseline model file."
     ),
+    baseline: Path | None = typer.Option(
+        None, "--baseline", help="The PyTorch model to compare with (default: the one the manifest records)."
+    ),
+    arch: str | None = typer.Option(
+        None, "--arch", help="module:factory for a state-dict baseline (never taken from the manifest)."
+    ),
+    arch_kwargs: str | None = typer.Option(
+        None, "--arch-kwargs", help="JSON object of factory keyword arguments."
+    ),
 ) -> None:
     """Score labelled images/videos with PyTorch and every variant; write scores, metrics and the report."""
     from edgekit.evaluation.evaluate import EvalSpec
@@ -46,7 +56,8 @@ def evaluate(
             export_dir=export_dir, data=data, out_dir=out or export_dir / "report", frames=frames,
             video_agg=video_agg, threshold=threshold, tolerance=tolerance, top_k=top_k,
             variants=tuple(v.strip() for v in variants.split(",")) if variants else None,
-            trust_pickle=trust_pickle, heatmaps=not no_heatmaps, grid=grid,
+            trust_pickle=trust_pickle, heatmaps=not no_heatmaps, grid=grid, baseline=baseline, arch=arch,
+            arch_kwargs=parse_arch_kwargs(arch_kwargs),
         )  # fmt: skip
 
     spec = run_guarded(ui, build)
@@ -83,7 +94,8 @@ def _summary(ui: UI, folder: Path) -> None:
     ui.err.print(table)
     if metrics.get("single_class"):
         ui.err.print(
-            "[yellow]the data holds a single class: AUC, AP and EER are undefined; the rest is reported[/]"
+            "the data holds a single class: AUC, AP and EER are undefined; the rest is reported",
+            style="yellow",
         )
     ui.err.print(f"report: {folder / 'report.html'} and {folder / 'report.md'}", highlight=False)
 

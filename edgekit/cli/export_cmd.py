@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from edgekit.cli._options import model_source, parse_floats, parse_shape, parse_tolerances
-from edgekit.cli._ui import UI, run_guarded
+from edgekit.cli._ui import UI, paint, run_guarded
 from edgekit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def _build_spec(**kw: Any) -> ExportSpec:
         tolerances=parse_tolerances(kw["tol"]),
         recipe=kw["recipe"],
         name=kw["name"] or _default_name(path, kw["arch"]),
+        output_index=kw["output_index"],
     )
 
 
@@ -82,7 +84,7 @@ def summary_table(manifest: Manifest) -> Table:
     fp32 = next((v.size_bytes for v in manifest.variants if v.name == "tflite_fp32" and v.size_bytes), None)
     for v in manifest.variants:
         if v.status != "ok" or v.parity is None:
-            table.add_row(v.name, "-", "-", "-", "-", "-", "-", "-", "-", "[red]failed[/]")
+            table.add_row(v.name, "-", "-", "-", "-", "-", "-", "-", "-", paint("failed", "red"))
             continue
         p = v.parity
         ratio = f"{v.size_bytes / fp32:.2f}" if fp32 and v.size_bytes else "-"
@@ -102,7 +104,7 @@ def summary_table(manifest: Manifest) -> Table:
             _fmt(v.auc, ".4f"),
             deleg,
             sparsity_label(v.sparsity),
-            "[green]pass[/]" if p["passed"] else "[red]FAIL[/]",
+            paint("pass", "green") if p["passed"] else paint("FAIL", "red"),
         )
     return table
 
@@ -192,6 +194,12 @@ def export(
     output: str = typer.Option(
         "logits", "--output", help="What the model returns: logits or probs.", rich_help_panel=_MODEL
     ),
+    output_index: int | None = typer.Option(
+        None,
+        "--output-index",
+        help="Which output is the score, for a model returning several.",
+        rich_help_panel=_MODEL,
+    ),
     mean: str | None = typer.Option(
         None,
         "--mean",
@@ -249,11 +257,11 @@ def export(
                     f"  {v.name}: " + "; ".join(v.sparsity["applied"]), highlight=False, soft_wrap=True
                 )
         for line in problem_lines(manifest):
-            ui.err.print(f"  [yellow]![/] {line}", highlight=False, soft_wrap=True)
+            ui.err.print(Text.assemble(("  !", "yellow"), f" {line}"), highlight=False, soft_wrap=True)
         ui.err.print(f"manifest: {Path(spec.out_dir) / 'manifest.json'}", highlight=False)
     if strict and not manifest.all_passed:
         failed = [v.name for v in manifest.variants if not v.passed]
-        ui.err.print(f"[red]--strict: {len(failed)} variant(s) failed: {', '.join(failed)}[/]")
+        ui.err.print(f"--strict: {len(failed)} variant(s) failed: {', '.join(failed)}", style="red")
         raise typer.Exit(1)
 
 

@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from edgekit._capture import captured_output
-from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir, inside
+from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir
 from edgekit.compress.workspace import ModelData
-from edgekit.errors import EdgekitError, UsageError
+from edgekit.errors import EdgekitError, OutputError, UsageError
 from edgekit.spec import DEFAULT_TOLERANCES
+from edgekit.validate import contained
 
 ProgressFn = Callable[[str, int, int], None]
 #: device_timer(model file, candidate name) -> p50 latency in ms on a device, or None when the run failed.
@@ -183,7 +184,7 @@ class _Search:
             self.rows.append(row)
             return row
         fname = f"candidates/{cand.name}.tflite"
-        path = inside(self.out_dir, fname)
+        path = contained(self.out_dir, fname, "candidate file", error=OutputError)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, data)
         self.models[cand.name] = data
@@ -312,7 +313,7 @@ def optimize(
         s.rows = [replace(r, device_ms=_device_ms(s, device_timer, r)) if r.file else r for r in s.rows]
     winner = pick_winner(s.rows, spec.objective, on_device=device_timer is not None)
     if winner is not None:
-        atomic_write_bytes(inside(s.out_dir, "best.tflite"), s.models[winner.name])
+        atomic_write_bytes(s.out_dir / "best.tflite", s.models[winner.name])
         s.rows = [replace(r, verdict="winner") if r.name == winner.name else r for r in s.rows]
     result = OptimizeResult(
         objective=spec.objective, max_auc_drop=spec.max_auc_drop, baseline_auc=s.baseline_auc,

@@ -45,7 +45,18 @@ def _resampling(pre: Preprocess) -> Any:
 
 
 def to_model_size(img: PILImage.Image, pre: Preprocess) -> np.ndarray:
-    """A PIL image -> uint8 HxWx3 RGB at the spec's size, with the spec's resize filter."""
+    """A PIL image -> uint8 HxWx3 RGB at the spec's size, with the spec's resize filter.
+
+    16-bit and 32-bit grey images are scaled to 8 bits (PIL's convert would clip them at 255).
+    """
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        from PIL import Image
+
+        wide = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or wide.max(initial=0) > 255 else 255.0
+        if img.mode == "F":
+            top = max(float(wide.max(initial=0)), 1.0)
+        img = Image.fromarray(np.clip(np.round(wide * (255.0 / top)), 0, 255).astype(np.uint8), mode="L")
     rgb = img.convert("RGB")
     if rgb.size != (pre.width, pre.height):
         rgb = rgb.resize((pre.width, pre.height), _resampling(pre))

@@ -10,21 +10,22 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit._io import atomic_write_bytes, ensure_output_dir
+from edgekit._io import atomic_write_bytes, ensure_output_dir, sha256_file
 from edgekit.data.decode import Frames, decode
 from edgekit.data.labels import discover
 from edgekit.data.tensors import preprocess_image
-from edgekit.errors import ModelLoadError, UsageError
+from edgekit.errors import ModelLoadError, OutputError, UsageError
 from edgekit.evaluation.results import SCORES, EvalMeta, HeatmapEntry, write_scores
-from edgekit.manifest import Manifest, load_manifest
+from edgekit.manifest import Manifest, export_root, load_manifest, verified_file
 from edgekit.parity import fake_scores
 from edgekit.spec import Layout, ModelSource, OutputSpec, Preprocess
+from edgekit.validate import contained
 
 BASELINE = "pytorch_fp32"
 CATEGORIES = ("TP", "FN", "FP", "TN")
@@ -48,6 +49,11 @@ class EvalSpec:
     trust_pickle: bool = False
     heatmaps: bool = True
     grid: int = 8
+    #: the PyTorch baseline: the manifest's source model unless given here; an architecture
+    #: (for a state dict) only ever comes from here, never from the manifest
+    baseline: Path | None = None
+    arch: str | None = None
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.video_agg not in ("mean", "median", "max"):
@@ -63,20 +69,46 @@ class EvalSpec:
             raise UsageError("--frames must be >= 1, --top-k >= 0 and --grid between 2 and 32")
 
 
-def _baseline(m: Manifest, trust_pickle: bool) -> Any:
-    from edgekit.loading import load_model
+def _baseline_file(m: Manifest, root: Path, recorded: str) -> Path:
+    """The source model the manifest records, checked against its recorded sha256.
 
-    src = m.source
+    It is the one file outside the export folder a manifest may name; it is only ever read
+    as a model (never run), and a copy beside the manifest is used when the folder moved.
+    """
+    path = Path(recorded)
+    if not path.is_file():
+        path = contained(root, path.name, "the manifest's source model")
+    if not path.is_file():
+        raise ModelLoadError(f"the baseline model {recorded} is gone; pass --baseline MODEL")
+    if m.source.get("sha256") and sha256_file(path) != m.source["sha256"]:
+        raise ModelLoadError(
+            f"the baseline model {path} is not the file this export was made from (sha256 differs); "
+            "pass --baseline MODEL to compare with it anyway"
+        )
+    return path
+
+
+def _baseline(m: Manifest, root: Path, spec: EvalSpec) -> Any:
+    from edgekit.loading import load_model, select_output
+
+    recorded = m.source.get("path")
+    if spec.baseline is None and spec.arch is None and (m.source.get("arch") or not recorded):
+        raise UsageError(
+            f"this export was built with --arch {m.source.get('arch')}; edgekit never imports code a manifest "
+            "names: pass --arch (and --arch-kwargs) to 'edgekit eval' yourself, or --baseline MODEL.pt2"
+        )
+    path = spec.baseline
+    if path is None and recorded:
+        path = _baseline_file(m, root, str(recorded))
     source = ModelSource(
-        path=Path(src["path"]) if src.get("path") else None,
-        arch=src.get("arch"),
-        arch_kwargs=src.get("arch_kwargs") or {},
-        trust_pickle=trust_pickle,
+        path=path, arch=spec.arch, arch_kwargs=spec.arch_kwargs, trust_pickle=spec.trust_pickle
     )
     try:
-        return load_model(source).module
+        module = load_model(source).module
     except ModelLoadError as exc:
         raise ModelLoadError(f"the PyTorch baseline of this export cannot be loaded: {exc}") from exc
+    index = m.output.get("index")
+    return module if not isinstance(index, int) else select_output(module, index)
 
 
 def _inputs(frames: Frames, pre: Preprocess, layout: Layout) -> np.ndarray:
@@ -119,11 +151,11 @@ def _scorers(m: Manifest, root: Path, spec: EvalSpec, output: OutputSpec) -> lis
     from edgekit.runners.litert import LiteRTRunner
     from edgekit.runners.onnxruntime import OnnxRuntimeRunner
 
-    out = [_Scorer(BASELINE, None, Layout.NCHW, output, torch_module=_baseline(m, spec.trust_pickle))]
+    out = [_Scorer(BASELINE, None, Layout.NCHW, output, torch_module=_baseline(m, root, spec))]
     for v in m.variants:
         if v.status != "ok" or not v.file or (spec.variants and v.name not in spec.variants):
             continue
-        path = root / v.file
+        path = verified_file(root, v)
         runner = LiteRTRunner(path) if v.format == "tflite" else OnnxRuntimeRunner(path)
         out.append(_Scorer(v.name, runner, Layout(v.input.get("layout", "nchw")), output))
     return out
@@ -158,8 +190,7 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
 
     say: ProgressFn = progress or (lambda _m: None)
     manifest = load_manifest(spec.export_dir)
-    root = Path(spec.export_dir)
-    root = root if root.is_dir() else root.parent
+    root = export_root(spec.export_dir)
     out = ensure_output_dir(spec.out_dir)
     pre, output = manifest.preprocess_spec(), manifest.output_spec()
     say("decoding data")
@@ -202,8 +233,9 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
                         heat = occl = occlusion(s.score_one, xi, spec.grid)
                     ious.append(top_iou(occl, occl_base[i]))
                     rel = f"heatmaps/{s.name}/{cat}_{rank}.png"
-                    (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_bytes(out / rel, _png(overlay(frames.images[i], heat)))
+                    target = contained(out, rel, "heatmap", error=OutputError)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_bytes(target, _png(overlay(frames.images[i], heat)))
                     entries.append(HeatmapEntry(cat, frames.sample_ids[i], float(columns[s.name][i]), rel))
             heat_index[s.name] = entries
             drift[s.name] = float(np.mean(ious)) if ious else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from edgekit._io import atomic_write_bytes, atomic_write_text
+from edgekit.errors import FileFormatError
 from edgekit.evaluation.metrics import aggregate_videos, binary_metrics, status
 from edgekit.evaluation.results import EvalMeta, HeatmapEntry, ScoreTable, load_eval_meta, load_scores
+from edgekit.validate import contained
 
 
 def _fmt(v: Any, spec: str = ".4f") -> str:
@@ -85,7 +88,9 @@ def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]
         size, auc = meta.size_bytes.get(n), metrics["variants"][n]["frame"]["auc"]
         if size and auc is not None:
             ax.scatter(size / 1e6, auc)
-            ax.annotate(n, (size / 1e6, auc), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                _plot_label(n), (size / 1e6, auc), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
     ax.set_xlabel("size (MB, from the files)")
     ax.set_ylabel("AUC")
     ax.set_title("Size vs AUC")
@@ -94,7 +99,7 @@ def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]
         fig, ax = plt.subplots(figsize=(5, 5))
         for n in names:
             fpr, tpr, _ = roc_curve(labels, scores[n])
-            ax.plot(fpr, tpr, label=f"{n} ({metrics['variants'][n]['frame']['auc']:.4f})", lw=1)
+            ax.plot(fpr, tpr, label=f"{_plot_label(n)} ({metrics['variants'][n]['frame']['auc']:.4f})", lw=1)
         ax.plot([0, 1], [0, 1], "k:", lw=0.5)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
@@ -104,7 +109,7 @@ def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]
         fig, ax = plt.subplots(figsize=(5, 5))
         for n in names:
             p, r, _ = precision_recall_curve(labels, scores[n])
-            ax.plot(r, p, label=f"{n} (AP {metrics['variants'][n]['frame']['ap']:.4f})", lw=1)
+            ax.plot(r, p, label=f"{_plot_label(n)} (AP {metrics['variants'][n]['frame']['ap']:.4f})", lw=1)
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
         ax.set_title("Precision-recall")
@@ -117,7 +122,7 @@ def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]
         ax.hist(scores[n][labels == 0], bins=30, range=(0, 1), alpha=0.6, label="real")
         ax.hist(scores[n][labels == 1], bins=30, range=(0, 1), alpha=0.6, label="fake")
         ax.axvline(metrics["threshold"], color="k", lw=0.8)
-        ax.set_title(n, fontsize=8)
+        ax.set_title(_plot_label(n), fontsize=8)
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=7)
@@ -131,7 +136,7 @@ def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]
             ax.text(j, i, str(v), ha="center", va="center", fontsize=9)
         ax.set_xticks([0, 1], ["real", "fake"])
         ax.set_yticks([0, 1], ["real", "fake"])
-        ax.set_title(n, fontsize=8)
+        ax.set_title(_plot_label(n), fontsize=8)
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     fig.suptitle("Confusion matrices (rows: truth, columns: prediction)")
@@ -266,21 +271,53 @@ def _md(title: str, sections: list[Section]) -> str:
             if isinstance(b, Text):
                 lines += [b.text, ""]
             elif isinstance(b, Image):
-                lines += [f"![{b.alt}]({b.path})", ""]
+                lines += [f"![{_md_cell(b.alt)}]({_md_cell(b.path)})", ""]
             elif isinstance(b, Gallery):
                 lines += ["| category | sample | score | heatmap |", "|---|---|---|---|"]
-                lines += [f"| {e.category} | {e.sample} | {e.score:.4f} | ![]({e.file}) |" for e in b.entries]
+                lines += [
+                    f"| {e.category} | {_md_cell(e.sample)} | {e.score:.4f} | ![]({_md_cell(e.file)}) |"
+                    for e in b.entries
+                ]
                 lines.append("")
             else:
                 lines += ["| " + " | ".join(b.header) + " |", "|" + "---|" * len(b.header)]
-                lines += ["| " + " | ".join(r) + " |" for r in b.rows]
+                lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in b.rows]
                 lines.append("")
     return "\n".join(lines)
 
 
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_MAX_IMAGE_BYTES = 8 << 20
+
+
 def _img(out: Path, rel: str) -> str:
-    data = base64.b64encode((out / rel).read_bytes()).decode("ascii")
-    return f"data:image/png;base64,{data}"
+    """A PNG inside the eval folder as a data URI; anything else (outside, missing, not a PNG) is left out."""
+    try:
+        path = contained(out, rel, "image")
+        data = path.read_bytes() if path.is_file() and path.stat().st_size <= _MAX_IMAGE_BYTES else b""
+    except (FileFormatError, OSError):
+        data = b""
+    if not data.startswith(_PNG_MAGIC):
+        return ""
+    return f"data:image/png;base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _img_tag(out: Path, rel: str, alt: str, width: int | None) -> str:
+    src = _img(out, rel)
+    if not src:
+        return f"<p><em>(image {html.escape(rel)} missing or not inside the eval folder)</em></p>"
+    size = f" width='{width}'" if width else " style='max-width:100%'"
+    return f"<img alt='{html.escape(alt)}' src='{src}'{size}>"
+
+
+def _md_cell(text: str) -> str:
+    """Text safe inside a markdown table cell: no column breaks, links, HTML or code spans."""
+    return re.sub(r"([\\|<>\[\]`])", r"\\\1", str(text)).replace("\n", " ")
+
+
+def _plot_label(name: str) -> str:
+    """A variant name as matplotlib text: ``$`` would start mathtext."""
+    return name.replace("$", r"\$")
 
 
 def _html(out: Path, title: str, sections: list[Section]) -> str:
@@ -303,9 +340,9 @@ def _html(out: Path, title: str, sections: list[Section]) -> str:
                 else:
                     parts.append(f"<p>{e(b.text.replace('**', ''))}</p>")
             elif isinstance(b, Image):
-                parts.append(f"<img alt='{e(b.alt)}' src='{_img(out, b.path)}' style='max-width:100%'>")
+                parts.append(_img_tag(out, b.path, b.alt, None))
             elif isinstance(b, Gallery):
-                figs = [f"<figure><img alt='{e(x.category)}' src='{_img(out, x.file)}' width='192'><figcaption>"
+                figs = [f"<figure>{_img_tag(out, x.file, x.category, 192)}<figcaption>"
                         f"{e(x.category)} {x.score:.3f}<br>{e(x.sample)}</figcaption></figure>" for x in b.entries]  # fmt: skip
                 parts.append("<div class='gallery'>" + "".join(figs) + "</div>")
             else:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from edgekit._io import atomic_write_text
-from edgekit.errors import UsageError
+from edgekit.errors import FileFormatError, UsageError
+from edgekit.validate import safe_name
 
 SCORES = "scores.csv"
 EVAL_JSON = "eval.json"
@@ -94,8 +95,8 @@ class EvalMeta:
         return int(self.spec.get("frames", 16))
 
 
-def _bad(path: Path, what: str) -> UsageError:
-    return UsageError(f"{path} is not a valid edgekit eval file ({what}); re-run 'edgekit eval'")
+def _bad(path: Path, what: str) -> FileFormatError:
+    return FileFormatError(f"{path} is not a valid edgekit eval file ({what}); re-run 'edgekit eval'")
 
 
 def _typed(path: Path, d: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -110,14 +111,20 @@ def eval_meta_from_dict(d: Any, path: Path = Path(EVAL_JSON)) -> EvalMeta:
     if not isinstance(d, dict):
         raise _bad(path, "not a JSON object")
     if d.get("schema") != EVAL_SCHEMA or d.get("schema_version") != EVAL_SCHEMA_VERSION:
-        raise UsageError(f"{path} is from another edgekit version or not an eval file; re-run 'edgekit eval'")
+        raise FileFormatError(
+            f"{path} is from another edgekit version or not an eval file; re-run 'edgekit eval'"
+        )
     threshold = float(_typed(path, d, "threshold", (int, float)))
     if not math.isfinite(threshold):
         raise _bad(path, "'threshold' is not a finite number")
     variants = _typed(path, d, "variants", list)
-    if not variants or not all(isinstance(v, str) for v in variants):
-        raise _bad(path, "'variants' must be a non-empty list of names")
+    if not variants or not all(isinstance(v, str) for v in variants) or len(set(variants)) != len(variants):
+        raise _bad(path, "'variants' must be a non-empty list of distinct names")
+    for name in variants:
+        safe_name(name, "variant", error=FileFormatError)
     baseline = _typed(path, d, "baseline", str)
+    if baseline not in variants:
+        raise _bad(path, "the baseline is not one of the variants")
     maps = {
         k: _typed(path, d, k, dict) for k in ("spec", "precision", "format", "size_bytes", "images_per_s")
     }

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from edgekit._io import atomic_write_bytes, ensure_output_dir, inside, sha256_bytes, sha256_file
-from edgekit.errors import OutputError
+from edgekit._io import atomic_write_bytes, ensure_output_dir, sha256_bytes, sha256_file, staged_folder
+from edgekit.errors import FileFormatError, OutputError
+from edgekit.validate import contained
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -41,7 +42,76 @@ def test_output_dir_errors(tmp_path: Path) -> None:
             ensure_output_dir(ro)
 
 
-def test_inside_refuses_escape(tmp_path: Path) -> None:
-    assert inside(tmp_path, "a.tflite") == (tmp_path / "a.tflite").resolve()
-    with pytest.raises(OutputError, match="outside"):
-        inside(tmp_path, "../evil.tflite")
+@pytest.mark.parametrize(
+    "name",
+    ["../evil.tflite", "/etc/passwd", "a/../../evil", "", "a\\..\\b", "link/secret", "x\x00y"],
+)
+def test_contained_refuses_every_escape(tmp_path: Path, name: str) -> None:
+    (tmp_path / "link").symlink_to(tmp_path.parent)  # a link inside that leads outside
+    with pytest.raises(FileFormatError):
+        contained(tmp_path, name, "file")
+    with pytest.raises(OutputError):
+        contained(tmp_path, name, "file", error=OutputError)
+
+
+def test_contained_accepts_paths_inside(tmp_path: Path) -> None:
+    assert contained(tmp_path, "a.tflite", "file") == (tmp_path / "a.tflite").resolve()
+    assert contained(tmp_path, "heatmaps/v/TP_0.png", "file") == (tmp_path / "heatmaps/v/TP_0.png").resolve()
+
+
+def _owned(_: Path) -> set[str]:
+    return {"manifest.json", "old.tflite"}
+
+
+def test_staged_folder_swaps_carries_foreign_files_and_drops_stale_ones(tmp_path: Path) -> None:
+    out = tmp_path / "out[1]"  # glob metacharacters in the name
+    out.mkdir()
+    (out / "manifest.json").write_text("old")
+    (out / "old.tflite").write_text("stale variant")
+    (out / "notes.txt").write_text("the user's")
+    with staged_folder(out, _owned) as stage:
+        assert stage.parent == tmp_path and stage.name.startswith(".out[1].edgekit-staging-")
+        (stage / "manifest.json").write_text("new")
+        assert (out / "manifest.json").read_text() == "old"  # readers see the old export meanwhile
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "notes.txt"]
+    assert (out / "manifest.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out[1]"]  # no staging or backup left
+
+
+def test_staged_folder_keeps_the_old_export_when_the_run_fails(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text("old")
+    with pytest.raises(KeyboardInterrupt), staged_folder(out, _owned) as stage:
+        (stage / "manifest.json").write_text("half")
+        raise KeyboardInterrupt
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]
+    assert (out / "manifest.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with staged_folder(out, _owned) as stage:
+        (stage / "manifest.json").write_text("first")
+        with pytest.raises(OutputError, match="another edgekit run"), staged_folder(out, _owned):
+            pass
+    assert (out / "manifest.json").read_text() == "first"
+
+
+def test_a_killed_run_leaves_a_staging_folder_the_next_run_removes(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    leftover = tmp_path / ".out.edgekit-staging-dead"
+    leftover.mkdir()
+    with staged_folder(out, _owned) as stage:
+        (stage / "manifest.json").write_text("new")
+    assert not leftover.exists()
+
+
+def test_output_folder_holding_the_working_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputError, match="working directory"), staged_folder(Path("."), _owned):
+        pass

@@ -124,3 +124,65 @@ def test_state_dict_with_missing_keys(tmp_path: Path) -> None:
 def test_unwrap_rejects_empty() -> None:
     with pytest.raises(ModelLoadError):
         unwrap_state_dict({"epoch": 1})
+
+
+def test_a_raw_pickle_is_named_as_pickled_objects(tmp_path: Path) -> None:
+    import argparse
+    import pickle
+
+    path = tmp_path / "ckpt.pth"
+    path.write_bytes(pickle.dumps({"args": argparse.Namespace(lr=1), "epoch": 3}))
+    with pytest.raises(ModelLoadError, match="holds pickled Python objects.*--trust-pickle"):
+        load_model(ModelSource(path=path, arch=TINY_ARCH))
+
+
+def test_a_bit_flipped_pt2_fails_its_crc(tiny_pt2: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    data = bytearray(tiny_pt2.read_bytes())
+    with zipfile.ZipFile(tiny_pt2) as zf:
+        info = max(zf.infolist(), key=lambda i: i.compress_size)  # the weights
+    offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + info.compress_size // 2
+    data[offset] ^= 0x10
+    flipped = tmp_path / "flipped.pt2"
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="fails its CRC check"):
+        load_model(ModelSource(path=flipped))
+
+
+@pytest.mark.parametrize("body", ["import sys\nsys.exit(0)\n", "import sys\ndef build():\n    sys.exit(3)\n"])
+def test_system_exit_inside_an_arch_module_is_a_load_error(
+    body: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"exiter_{abs(hash(body))}"
+    (tmp_path / f"{name}.py").write_text(body + "def build_other():\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModelLoadError, match="SystemExit"):
+        load_model(ModelSource(arch=f"{name}:build"))
+
+
+def test_outputs_without_a_batch_dimension_or_several_outputs(tmp_path: Path) -> None:
+    import torch
+
+    from edgekit.loading import probe_output, select_output
+    from edgekit.spec import InputSpec, OutputSpec
+
+    class Scalar(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean()
+
+    class Three(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            m = x.mean((1, 2, 3)).unsqueeze(1)
+            return torch.zeros(1, 512), m, torch.zeros(1, 7)
+
+    spec = InputSpec(shape=(1, 3, 8, 8))
+    with pytest.raises(UsageError, match="batch dimension"):
+        probe_output(Scalar(), spec, OutputSpec())
+    with pytest.raises(UsageError, match="returns 3 outputs; pass --output-index"):
+        probe_output(Three(), spec, OutputSpec())
+    with pytest.raises(UsageError, match="returns 3 output"):
+        probe_output(Three(), spec, OutputSpec(), output_index=5)
+    assert probe_output(Three(), spec, OutputSpec(), output_index=1).classes == 1
+    picked = select_output(Three(), 1)(torch.ones(1, 3, 8, 8))
+    assert picked.shape == (1, 1) and float(picked) == 1.0

@@ -89,3 +89,17 @@ def test_pickled_npy_is_refused(tmp_path: Path) -> None:
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     ds = load_dataset(find_files(tmp_path), tmp_path, PRE, SPEC)
     assert len(ds) == 0 and "pickle" in ds.skipped[0][1].lower()
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from edgekit.data.decode import read_image
+
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0..65520
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as im:
+        assert im.mode.startswith("I")  # PIL reads it as a 16-bit grey image
+    img = read_image(tmp_path / "deep.png", Preprocess(height=64, width=64, resize="nearest"))
+    assert (img == 255).mean() < 0.01  # clipping made 98.6% of such pixels 255
+    assert abs(int(img[-1, -1, 0]) - 255) <= 1 and img[0, 0, 0] == 0

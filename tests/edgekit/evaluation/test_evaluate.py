@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from edgekit.cli import app
 from edgekit.errors import UsageError
 from edgekit.evaluation.evaluate import EvalSpec, evaluate
-from tests.conftest import require_system_tool, write_images
+from tests.conftest import TINY_ARCH, require_system_tool, write_images
 from tests.edgekit.data.test_decode import write_video
 
 
@@ -30,13 +30,16 @@ def eval_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def report_dir(tmp_path_factory: pytest.TempPathFactory, eval_data: Path) -> Path:
     from edgekit.exporting import export
     from edgekit.spec import ExportSpec, ModelSource
-    from tests.conftest import TINY_ARCH
 
     export_dir = tmp_path_factory.mktemp("eval-export")
     export(ExportSpec(source=ModelSource(arch=TINY_ARCH), out_dir=export_dir, variants=("tflite_fp32", "tflite_int8", "onnx_fp32"),
                       input_shape=(1, 3, 32, 32), calib_dir=eval_data, calib_samples=8, parity_samples=4))  # fmt: skip
     out = tmp_path_factory.mktemp("report")
-    evaluate(EvalSpec(export_dir=export_dir, data=eval_data, out_dir=out, frames=3, top_k=1, grid=4))
+    evaluate(
+        EvalSpec(
+            export_dir=export_dir, arch=TINY_ARCH, data=eval_data, out_dir=out, frames=3, top_k=1, grid=4
+        )
+    )
     return out
 
 
@@ -105,7 +108,7 @@ def test_report_rerenders_without_inference(report_dir: Path) -> None:
 
 def test_eer_threshold_comes_from_the_baseline(report_dir: Path, eval_data: Path, tmp_path: Path) -> None:
     meta = json.loads((report_dir / "eval.json").read_text())
-    spec = EvalSpec(export_dir=Path(meta["spec"]["export_dir"]), data=eval_data, out_dir=tmp_path, frames=2,
+    spec = EvalSpec(arch=TINY_ARCH, export_dir=Path(meta["spec"]["export_dir"]), data=eval_data, out_dir=tmp_path, frames=2,
                     threshold="eer", heatmaps=False, variants=("tflite_fp32",))  # fmt: skip
     evaluate(spec)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -122,7 +125,13 @@ def test_single_class_still_reports(report_dir: Path, tmp_path: Path) -> None:
     shutil.copytree(tmp_path / "src" / "fake", only_fake / "fake")
     out = tmp_path / "r"
     evaluate(
-        EvalSpec(export_dir=Path(meta["spec"]["export_dir"]), data=only_fake, out_dir=out, heatmaps=False)
+        EvalSpec(
+            arch=TINY_ARCH,
+            export_dir=Path(meta["spec"]["export_dir"]),
+            data=only_fake,
+            out_dir=out,
+            heatmaps=False,
+        )
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["single_class"] and metrics["variants"]["pytorch_fp32"]["frame"]["auc"] is None
