@@ -22,7 +22,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/edgekit sample --out $(DEMO)
 	$(VENV)/bin/edgekit export $(DEMO)/sample_detector.pt2 --fp16 --int8 --int8-dynamic --onnx \
-		--calib $(DEMO)/data --mean 0.5 --std 0.5 -o $(DEMO)/export
+		--calib $(DEMO)/data -o $(DEMO)/export
 	$(VENV)/bin/edgekit bench $(DEMO)/export --device emulator --runs 30 --warmup 5 -o $(DEMO)/bench
 	$(VENV)/bin/edgekit eval $(DEMO)/export --data $(DEMO)/data -o $(DEMO)/report
 

@@ -150,6 +150,7 @@ def _peers(export_dir: Path, calib: Path, manifest: dict[str, Any]) -> list[dict
     import onnxruntime.quantization as oq
     from ai_edge_quantizer import quantizer, recipe
 
+    from edgekit.data.labels import label_of
     from edgekit.data.tensors import find_files, load_dataset, split_files
     from edgekit.parity import compare
     from edgekit.runners import run_batch
@@ -162,7 +163,10 @@ def _peers(export_dir: Path, calib: Path, manifest: dict[str, Any]) -> list[dict
     # The same calibration images edgekit used (same deterministic split), never the parity inputs.
     pre_d = manifest["preprocess"]
     pre = Preprocess(**{**pre_d, "mean": tuple(pre_d["mean"]), "std": tuple(pre_d["std"])})
-    calib_files, _ = split_files(find_files(calib), manifest["calibration"]["samples"], 32, 0)
+    files = find_files(calib)
+    calib_files, _ = split_files(
+        files, manifest["calibration"]["samples"], 32, 0, [label_of(f, calib) for f in files]
+    )
     calib_x = load_dataset(calib_files, calib, pre, InputSpec(tuple(manifest["input"]["shape"]))).inputs
     rows = []
 

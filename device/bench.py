@@ -75,7 +75,7 @@ class BenchSpec:
     threads: tuple[int, ...] | None = None
     runs: int = 50
     warmup: int = 10
-    parity_samples: int = 16
+    parity_samples: int | None = None  # None: every input the export pinned (16 for a bare .tflite)
     variants: tuple[str, ...] | None = None
     resume: bool = False
     apk: Path | None = None
@@ -85,7 +85,7 @@ class BenchSpec:
     gpu_precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.runs < 1 or self.warmup < 0 or self.parity_samples < 1:
+        if self.runs < 1 or self.warmup < 0 or (self.parity_samples is not None and self.parity_samples < 1):
             raise UsageError("--runs and --parity-samples must be >= 1 and --warmup >= 0")
         bad = [a for a in self.accelerators if a not in ("cpu", "gpu", "npu")]
         if bad or not self.accelerators:
@@ -188,7 +188,7 @@ def _bare_model(path: Path, spec: BenchSpec) -> BenchModel:
         ) from exc
     shape, _ = runner.input_tensor
     rng = np.random.default_rng(0)
-    inputs = rng.standard_normal((spec.parity_samples, *shape[1:])).astype(np.float32)
+    inputs = rng.standard_normal((spec.parity_samples or 16, *shape[1:])).astype(np.float32)
     data = path.read_bytes()
     classes = int(np.prod(run_host(runner, inputs[:1]).shape[1:]))
     output = OutputSpec(classes=classes if classes in (1, 2) else 1)

@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from edgekit.api import EvalResult, ExportResult, VariantResult, bench, evaluate, export, optimize
+    from edgekit.api import (
+        EvalResult,
+        ExportResult,
+        VariantResult,
+        bench,
+        evaluate,
+        export,
+        optimize,
+        save_pt2,
+    )
 
 __all__ = [
     "EvalResult",
@@ -30,6 +39,7 @@ __all__ = [
     "evaluate",
     "export",
     "optimize",
+    "save_pt2",
 ]
 _API = frozenset(__all__) - {"__version__"}
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ModelLoadError, UsageError
+from edgekit.modelmeta import save_pt2
 
 if TYPE_CHECKING:
     from edgekit.compress.optimize import OptimizeResult
@@ -38,7 +39,16 @@ if TYPE_CHECKING:
 PathLike = str | Path
 Progress = Callable[[str], None]
 
-__all__ = ["EvalResult", "ExportResult", "VariantResult", "bench", "evaluate", "export", "optimize"]
+__all__ = [
+    "EvalResult",
+    "ExportResult",
+    "VariantResult",
+    "bench",
+    "evaluate",
+    "export",
+    "optimize",
+    "save_pt2",
+]
 
 
 @dataclass(frozen=True)
@@ -186,10 +196,10 @@ def export(
     out_dir: PathLike = "out",
     parity_data: PathLike | None = None,
     calib_samples: int = 200,
-    parity_samples: int = 64,
+    parity_samples: int = 256,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
-    resize: str = "bilinear",
+    resize: str | None = None,
     layout: str = "nchw",
     output: str = "logits",
     output_index: int | None = None,
@@ -266,6 +276,9 @@ def evaluate(
     video_agg: str = "mean",
     threshold: float | str = 0.5,
     tolerance: float = 0.01,
+    max_acc_drop: float = 0.02,
+    max_f1_drop: float = 0.02,
+    max_flip_rate: float = 0.01,
     top_k: int = 5,
     variants: Sequence[str] | None = None,
     heatmaps: bool = True,
@@ -285,7 +298,8 @@ def evaluate(
 
     spec = EvalSpec(
         export_dir=Path(export_dir), data=Path(data), out_dir=Path(out_dir), frames=frames, video_agg=video_agg,
-        threshold=str(threshold), tolerance=tolerance, top_k=top_k,
+        threshold=str(threshold), tolerance=tolerance, top_k=top_k, max_acc_drop=max_acc_drop,
+        max_f1_drop=max_f1_drop, max_flip_rate=max_flip_rate,
         variants=tuple(variants) if variants else None, trust_pickle=trust_pickle, heatmaps=heatmaps,
         baseline=Path(baseline) if baseline is not None else None, arch=arch, arch_kwargs=dict(arch_kwargs or {}),
     )  # fmt: skip
@@ -304,7 +318,7 @@ def bench(
     threads: Sequence[int] | None = None,
     runs: int = 50,
     warmup: int = 10,
-    parity_samples: int = 16,
+    parity_samples: int | None = None,
     variants: Sequence[str] | None = None,
     resume: bool = False,
     progress: Progress | None = None,

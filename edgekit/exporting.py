@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -17,10 +18,12 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit._io import atomic_write_bytes, sha256_bytes, staged_folder
+from edgekit.data.labels import label_of
 from edgekit.data.tensors import DataSet, find_files, load_dataset, split_files
 from edgekit.errors import DataError, EdgekitError, OutputError, UnsupportedOpError, UsageError
 from edgekit.manifest import PARITY_INPUTS, PARITY_REFERENCE, Manifest, VariantRecord
-from edgekit.parity import auc_or_none, compare, fake_scores
+from edgekit.modelmeta import resolve_preprocess
+from edgekit.parity import auc_or_none, compare, fake_scores, reference_warnings
 from edgekit.runners.base import Runner, run_batch
 from edgekit.spec import ExportSpec, InputSpec, Layout, OutputSpec, Preprocess
 from edgekit.validate import contained
@@ -47,7 +50,9 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def _resolve_input(spec: ExportSpec, recorded: tuple[int, ...] | None) -> tuple[InputSpec, Preprocess]:
+def _resolve_input(
+    spec: ExportSpec, recorded: tuple[int, ...] | None, stored: dict[str, Any] | None
+) -> tuple[InputSpec, Preprocess, str]:
     if spec.input_shape and recorded and tuple(spec.input_shape) != recorded:
         raise UsageError(
             f"--input-shape {'x'.join(map(str, spec.input_shape))} does not match the "
@@ -55,15 +60,8 @@ def _resolve_input(spec: ExportSpec, recorded: tuple[int, ...] | None) -> tuple[
         )
     shape = tuple(spec.input_shape or recorded or DEFAULT_INPUT_SHAPE)
     torch_spec = InputSpec(shape=shape, layout=Layout.NCHW)
-    base = Preprocess()
-    pre = Preprocess(
-        height=shape[2],
-        width=shape[3],
-        resize=spec.resize,
-        mean=spec.mean or base.mean,
-        std=spec.std or base.std,
-    )
-    return torch_spec, pre
+    pre, source = resolve_preprocess(shape[2], shape[3], stored, spec.mean, spec.std, spec.resize)
+    return torch_spec, pre, source
 
 
 def _read_data(
@@ -80,7 +78,8 @@ def _read_data(
                 f"no images (jpg/png/webp/bmp) or .npy/.npz files under {root}; point --calib at your images"
             )
         held = 0 if spec.parity_dir else spec.parity_samples
-        calib_files, parity_files = split_files(files, spec.calib_samples, held, spec.seed)
+        labels = [label_of(f, root) for f in files]
+        calib_files, parity_files = split_files(files, spec.calib_samples, held, spec.seed, labels)
         calib = load_dataset(calib_files, root, pre, inp)
         if len(calib) == 0:
             raise DataError(
@@ -90,7 +89,7 @@ def _read_data(
         if parity_files:
             parity = load_dataset(parity_files, root, pre, inp)
         info["calibration"] = {
-            "dir": str(root),
+            "dir": str(root.resolve()),
             "files_found": len(files),
             "samples": len(calib),
             "seed": spec.seed,
@@ -101,7 +100,7 @@ def _read_data(
     if spec.parity_dir is not None:
         root = Path(spec.parity_dir)
         files = find_files(root)
-        chosen, _ = split_files(files, spec.parity_samples, 0, spec.seed)
+        chosen, _ = split_files(files, spec.parity_samples, 0, spec.seed, [label_of(f, root) for f in files])
         parity = load_dataset(chosen, root, pre, inp)
         if len(parity) == 0:
             raise DataError(f"no usable parity samples under {root}; pass a folder of images or .npy files")
@@ -179,7 +178,7 @@ def _export_into(
     total = len(infos) + 3
     report("loading model", 0, total)
     loaded = load_model(spec.source)
-    inp, pre = _resolve_input(spec, loaded.recorded_input_shape)
+    inp, pre, pre_source = _resolve_input(spec, loaded.recorded_input_shape, loaded.preprocess)
     output = probe_output(loaded.module, inp, spec.output, spec.output_index)
     module = loaded.module if spec.output_index is None else select_output(loaded.module, spec.output_index)
 
@@ -204,6 +203,10 @@ def _export_into(
         records.append(_export_one(info, ctx, spec, out_dir, parity, reference, output))
     report("done", total, total)
     manifest = _manifest(spec, loaded, inp, pre, output, data_info, reference, parity, records)
+    warnings = reference_warnings(reference, output, parity.labels, spec.threshold, pre_source)
+    manifest = replace(
+        manifest, preprocess_source=pre_source, reference={**manifest.reference, "warnings": warnings}
+    )
     manifest.save(out_dir)
     return manifest
 

@@ -9,6 +9,8 @@ only read with ``--trust-pickle``. TorchScript archives are refused with the fix
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ import numpy as np
 from edgekit._capture import captured_output
 from edgekit._io import sha256_file
 from edgekit.errors import ModelLoadError, UsageError
+from edgekit.modelmeta import read_preprocess
 from edgekit.spec import InputSpec, ModelSource, OutputSpec
 
 if TYPE_CHECKING:
@@ -38,6 +41,8 @@ class LoadedModel:
     sha256: str | None
     recorded_input_shape: tuple[int, ...] | None = None
     notes: list[str] = field(default_factory=list)
+    #: the preprocessing stored in the model file (``edgekit.modelmeta``), if any
+    preprocess: dict[str, Any] | None = None
 
 
 def _zip_names(path: Path) -> list[str]:
@@ -82,10 +87,20 @@ def _is_torchscript(names: list[str]) -> bool:
 
 
 def import_factory(arch: str) -> Callable[..., Any]:
-    """Resolve ``module.path:factory`` to a callable."""
+    """Resolve ``module.path:factory`` or ``module.path:Class.method`` to a callable.
+
+    Only ever called with what the user typed (``--arch``), never with a name read from a
+    file. The working directory is on the import path, as for ``python -m``, so a factory
+    module beside the user's data is found.
+    """
     mod_name, sep, attr = arch.partition(":")
-    if not sep or not mod_name or not attr:
-        raise UsageError(f"--arch {arch!r} must look like package.module:factory")
+    if not sep or not mod_name or not attr or not all(part.isidentifier() for part in attr.split(".")):
+        raise UsageError(
+            f"--arch {arch!r} must look like package.module:factory or package.module:Class.method"
+        )
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(mod_name)
     except (Exception, SystemExit) as exc:  # a module that calls sys.exit() on import must not end edgekit
@@ -93,7 +108,9 @@ def import_factory(arch: str) -> Callable[..., Any]:
             f"--arch: cannot import {mod_name!r} ({type(exc).__name__}: {exc}); "
             "check the module is on PYTHONPATH or installed"
         ) from exc
-    factory = getattr(module, attr, None)
+    factory: Any = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
     if not callable(factory):
         raise ModelLoadError(
             f"--arch: {mod_name!r} has no callable {attr!r}; name the function that builds the model"
@@ -166,16 +183,27 @@ def _load_state_dict_into(module: torch.nn.Module, state: dict[str, Any], where:
         )
 
 
-def _pt2_input_shape(ep: Any) -> tuple[int, ...] | None:
+def _pt2_input_shape(ep: Any, notes: list[str]) -> tuple[int, ...] | None:
+    """The program's input shape; a symbolic (dynamic) batch becomes 1, as on the phone.
+
+    ``int()`` of a symbolic dim gives the example value it was traced with (e.g. 2), so
+    symbolic dims are recognised by type, not by conversion.
+    """
     user_inputs = set(ep.graph_signature.user_inputs)
     for node in ep.graph.nodes:
         if node.op == "placeholder" and node.name in user_inputs:
             val = node.meta.get("val")
-            if val is not None and hasattr(val, "shape"):
-                try:
-                    return tuple(int(d) for d in val.shape)
-                except TypeError:  # symbolic (dynamic) dims: nothing fixed to record
-                    return None
+            if val is None or not hasattr(val, "shape"):
+                return None
+            dims = list(val.shape)
+            symbolic = [type(d).__name__ == "SymInt" for d in dims]
+            if any(symbolic[1:]):  # dynamic height/width: nothing fixed to record
+                notes.append("the .pt2 has dynamic image dimensions; give --input-shape")
+                return None
+            if symbolic and symbolic[0]:
+                notes.append("the .pt2 has a dynamic batch dimension; exported at batch 1")
+                dims[0] = 1
+            return tuple(int(d) for d in dims)
     return None
 
 
@@ -230,7 +258,10 @@ def load_model(source: ModelSource) -> LoadedModel:
                 f"{path} is not a readable torch.export (.pt2) archive ({type(exc).__name__}); "
                 "re-save it with torch.export.save"
             ) from exc
-        return LoadedModel(ep.module(), "pt2", str(path.resolve()), digest, _pt2_input_shape(ep), notes)
+        shape = _pt2_input_shape(ep, notes)
+        return LoadedModel(
+            ep.module(), "pt2", str(path.resolve()), digest, shape, notes, read_preprocess(path)
+        )
 
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)

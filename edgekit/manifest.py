@@ -66,6 +66,8 @@ class Manifest:
     reference: dict[str, Any]
     variants: tuple[VariantRecord, ...]
     tools: dict[str, str]
+    #: where the preprocessing came from: model (stored in the .pt2), flags, or assumed (ImageNet)
+    preprocess_source: str = "unknown"
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 
@@ -222,6 +224,7 @@ def manifest_from_dict(d: Any) -> Manifest:
         reference=require(d, "reference", dict, where),
         variants=variants,
         tools=require(d, "tools", dict, where),
+        preprocess_source=str(optional(d, "preprocess_source", str, where) or "unknown"),
     )
     manifest.output_spec()  # both raise FileFormatError on a bad spec, here rather than later
     manifest.preprocess_spec()

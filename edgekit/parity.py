@@ -49,18 +49,25 @@ class ParityResult:
     passed: bool
     reasons: tuple[str, ...]
     tolerance: dict[str, Any]
+    #: flips whose reference and candidate scores both lie within ``near`` of the threshold
+    #: (0.499 -> 0.501), apart from confident reversals
+    near_threshold_flips: int = 0
+    #: Wilson 95% interval of the flip rate: with 64 samples "<= 1% flips" cannot be told from 5%
+    flip_rate_ci95: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ParityResult:
         """The inverse of :meth:`to_dict` ("inf" strings back to floats)."""
         values: dict[str, Any] = {k: (float(v) if v in ("inf", "-inf") else v) for k, v in d.items()}
         values["reasons"] = tuple(values.get("reasons") or ())
-        return cls(**{k: values[k] for k in cls.__dataclass_fields__})
+        values["flip_rate_ci95"] = tuple(values.get("flip_rate_ci95") or (0.0, 0.0))
+        return cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (infinite SQNR becomes the string "inf")."""
         d = asdict(self)
         d["reasons"] = list(self.reasons)
+        d["flip_rate_ci95"] = list(self.flip_rate_ci95)
         for k, v in d.items():
             if isinstance(v, float) and not math.isfinite(v):
                 d[k] = "inf" if v > 0 else "-inf"
@@ -97,6 +104,7 @@ def compare(
     tolerance: Tolerance,
     threshold: float = 0.5,
     agreement_eps: float = 0.01,
+    near: float = 0.05,
 ) -> ParityResult:
     """Compare raw outputs (N, k) of a candidate with the reference's."""
     ref = np.asarray(reference, np.float64)
@@ -109,7 +117,11 @@ def compare(
     diff = np.abs(ref - cand)
     s_ref, s_cand = fake_scores(ref, output), fake_scores(cand, output)
     sdiff = np.abs(s_ref - s_cand)
-    flips = int(np.sum((s_ref >= threshold) != (s_cand >= threshold)))
+    flipped = (s_ref >= threshold) != (s_cand >= threshold)
+    flips = int(np.sum(flipped))
+    near_flips = int(
+        np.sum(flipped & (np.abs(s_ref - threshold) <= near) & (np.abs(s_cand - threshold) <= near))
+    )
     flip_rate = flips / n if n else 0.0
     q = sqnr_db(ref, cand)
     reasons: list[str] = []
@@ -135,7 +147,66 @@ def compare(
         passed=not reasons,
         reasons=tuple(reasons),
         tolerance=tolerance.to_dict(),
+        near_threshold_flips=near_flips,
+        flip_rate_ci95=wilson_interval(flips, n),
     )
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k / n`` (95% by default)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
+
+
+def reference_warnings(
+    reference: np.ndarray,
+    output: OutputSpec,
+    labels: tuple[int | None, ...],
+    threshold: float,
+    preprocess_source: str,
+) -> list[str]:
+    """What looks wrong with the PyTorch model itself on labelled data, before any conversion.
+
+    A constant output, scores collapsed at one end, or chance accuracy at the threshold
+    while AUC is high: each gets one line naming the likely cause. Parity cannot see these
+    (every variant agrees with a broken reference).
+    """
+    out: list[str] = []
+    ref = np.asarray(reference, np.float64)
+    if len(ref) >= 2 and float(np.ptp(ref, axis=0).max(initial=0.0)) < 1e-6:
+        out.append(
+            f"the PyTorch model gives the same output for all {len(ref)} parity inputs; "
+            "it ignores its input (check the weights, the input size and the preprocessing)"
+        )
+    cause = (
+        "likely cause: the preprocessing was assumed (ImageNet mean/std); pass --mean/--std, or store the "
+        "model's with edgekit.save_pt2"
+        if preprocess_source == "assumed"
+        else "likely cause: a preprocessing (--mean/--std, --resize) or --threshold unlike the training one"
+    )
+    if not labels or any(lb is None for lb in labels) or len(set(labels)) < 2:
+        return out
+    y = np.asarray(labels, dtype=np.int64)
+    scores = fake_scores(ref, output)
+    above = float(np.mean(scores >= threshold))
+    accuracy = float(np.mean((scores >= threshold) == (y == 1)))
+    auc = auc_or_none(scores, labels) or 0.0
+    if above >= 0.98 or above <= 0.02:
+        side = "at or above" if above >= 0.98 else "below"
+        out.append(
+            f"scores collapsed: {max(above, 1 - above):.0%} of the labelled parity images score {side} the "
+            f"threshold {threshold:g} (accuracy {accuracy:.2f}, AUC {auc:.2f}); {cause}"
+        )
+    elif auc >= 0.8 and accuracy <= 0.65:
+        out.append(
+            f"accuracy at the threshold {threshold:g} is {accuracy:.2f} while AUC is {auc:.2f}: the scores rank "
+            f"well but sit on the wrong side of the threshold; {cause}"
+        )
+    return out
 
 
 def auc_or_none(scores: np.ndarray, labels: tuple[int | None, ...]) -> float | None:

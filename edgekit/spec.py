@@ -144,11 +144,11 @@ class ExportSpec:
     output: OutputSpec = field(default_factory=OutputSpec)
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
-    resize: str = "bilinear"
+    resize: str | None = None  # None: the model's stored filter, else bilinear
     calib_dir: Path | None = None
     calib_samples: int = 200
     parity_dir: Path | None = None
-    parity_samples: int = 64
+    parity_samples: int = 256
     seed: int = 0
     threshold: float = 0.5
     tolerances: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))

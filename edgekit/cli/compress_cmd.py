@@ -47,7 +47,9 @@ def prune(
     seed: int = typer.Option(0, "--seed", help="Seed of sampling and the validation split."),
     mean: str | None = _MEAN,
     std: str | None = _STD,
-    resize: str = typer.Option("bilinear", "--resize", help="bilinear, bicubic or nearest."),
+    resize: str | None = typer.Option(
+        None, "--resize", help="bilinear, bicubic or nearest (default: the model's)."
+    ),
     input_shape: str | None = _SHAPE,
     arch: str | None = _ARCH,
     arch_kwargs: str | None = _ARCH_KWARGS,

@@ -26,13 +26,19 @@ def _csv(text: str | None, option: str, cast: type = str) -> tuple[Any, ...] | N
 def devices(
     adb: str | None = typer.Option(None, "--adb", help="adb server HOST:PORT (default 127.0.0.1:5037)."),
     emulator: bool = typer.Option(False, "--emulator", help="Show the emulated Pixel 9 instead."),
+    device: str | None = typer.Option(
+        None, "--device", help="'emulator' is the same as --emulator (as in edgekit bench)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List attached devices: serial, model, SoC, Android/SDK, ABI, RAM, thermal status."""
+    from edgekit.device.bench import EMULATOR
     from edgekit.device.bench import devices as list_devices
 
     ui = UI.current()
-    infos = run_guarded(ui, lambda: list_devices(adb, emulator))
+    if device not in (None, EMULATOR):
+        raise ui.fail(UsageError(f"edgekit devices lists every device; --device takes only '{EMULATOR}'"))
+    infos = run_guarded(ui, lambda: list_devices(adb, emulator or device == EMULATOR))
     if as_json:
         import json
 
@@ -110,8 +116,10 @@ def bench(
     ),
     runs: int = typer.Option(50, "--runs", help="Timed runs per cell."),
     warmup: int = typer.Option(10, "--warmup", help="Warm-up runs per cell."),
-    parity_samples: int = typer.Option(
-        16, "--parity-samples", help="Pinned parity inputs run on the device."
+    parity_samples: int | None = typer.Option(
+        None,
+        "--parity-samples",
+        help="Pinned parity inputs run on the device (default: all the export pinned).",
     ),
     variants: str | None = typer.Option(None, "--variants", help="Only these variants (comma-separated)."),
     resume: bool = typer.Option(False, "--resume", help="Skip cells already finished in the output folder."),

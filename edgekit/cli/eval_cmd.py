@@ -26,7 +26,14 @@ def evaluate(
     threshold: str = typer.Option(
         "0.5", "--threshold", help="Decision threshold, or 'eer' (the baseline's EER threshold)."
     ),
-    tolerance: float = typer.Option(0.01, "--tolerance", help="AUC change still called Stable."),
+    tolerance: float = typer.Option(0.01, "--tolerance", help="AUC loss still called Stable."),
+    max_acc_drop: float = typer.Option(
+        0.02, "--max-acc-drop", help="Accuracy loss at the threshold still Stable."
+    ),
+    max_f1_drop: float = typer.Option(0.02, "--max-f1-drop", help="F1 loss at the threshold still Stable."),
+    max_flip_rate: float = typer.Option(
+        0.01, "--max-flip-rate", help="Share of decisions that may differ from the baseline's."
+    ),
     top_k: int = typer.Option(5, "--top-k", help="Heatmaps per category (TP, FN, FP, TN) and variant."),
     grid: int = typer.Option(8, "--grid", help="Occlusion grid (grid^2 + 1 inferences per heatmap)."),
     no_heatmaps: bool = typer.Option(False, "--no-heatmaps", help="Skip the visual analysis."),
@@ -55,6 +62,7 @@ def evaluate(
         return EvalSpec(
             export_dir=export_dir, data=data, out_dir=out or export_dir / "report", frames=frames,
             video_agg=video_agg, threshold=threshold, tolerance=tolerance, top_k=top_k,
+            max_acc_drop=max_acc_drop, max_f1_drop=max_f1_drop, max_flip_rate=max_flip_rate,
             variants=tuple(v.strip() for v in variants.split(",")) if variants else None,
             trust_pickle=trust_pickle, heatmaps=not no_heatmaps, grid=grid, baseline=baseline, arch=arch,
             arch_kwargs=parse_arch_kwargs(arch_kwargs),
@@ -92,6 +100,9 @@ def _summary(ui: UI, folder: Path) -> None:
             f"{f['accuracy']:.4f}", "n/a" if f["f1"] is None else f"{f['f1']:.4f}", str(v["flips_vs_baseline"]),
         )  # fmt: skip
     ui.err.print(table)
+    for name, v in metrics["variants"].items():
+        if v.get("broke"):
+            ui.err.print(f"  ! {name}: {'; '.join(v['broke'])}", style="yellow", highlight=False)
     if metrics.get("single_class"):
         ui.err.print(
             "the data holds a single class: AUC, AP and EER are undefined; the rest is reported",

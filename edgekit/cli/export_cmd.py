@@ -109,6 +109,18 @@ def summary_table(manifest: Manifest) -> Table:
     return table
 
 
+def preprocess_line(manifest: Manifest) -> str:
+    """Where the preprocessing came from, in one line (an assumed one says so)."""
+    p = manifest.preprocess
+    what = f"{p['height']}x{p['width']} {p['resize']}, mean {tuple(p['mean'])}, std {tuple(p['std'])}"
+    return {
+        "model": f"preprocessing: from the model file ({what})",
+        "flags": f"preprocessing: from the command line ({what})",
+        "assumed": f"preprocessing: assumed ImageNet normalisation ({what}); nothing in the model says how its "
+        "inputs are normalised: pass --mean/--std, or store them with edgekit.save_pt2",
+    }.get(manifest.preprocess_source, f"preprocessing: {what}")
+
+
 def problem_lines(manifest: Manifest) -> list[str]:
     """One line per failed variant or parity miss, and per partly delegated TFLite variant."""
     lines: list[str] = []
@@ -164,7 +176,10 @@ def export(
         None, "--parity-data", help="Parity inputs (default: held out from --calib).", rich_help_panel=_PARITY
     ),
     parity_samples: int = typer.Option(
-        64, "--parity-samples", help="Parity samples.", rich_help_panel=_PARITY
+        256,
+        "--parity-samples",
+        help="Parity samples (enough that a 1% flip tolerance means something).",
+        rich_help_panel=_PARITY,
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the deterministic sampling.", rich_help_panel=_CALIB),
     arch: str | None = typer.Option(
@@ -209,8 +224,11 @@ def export(
     std: str | None = typer.Option(
         None, "--std", help="Per-channel std (default ImageNet).", rich_help_panel=_MODEL
     ),
-    resize: str = typer.Option(
-        "bilinear", "--resize", help="bilinear, bicubic or nearest.", rich_help_panel=_MODEL
+    resize: str | None = typer.Option(
+        None,
+        "--resize",
+        help="bilinear, bicubic or nearest (default: the model's, else bilinear).",
+        rich_help_panel=_MODEL,
     ),
     threshold: float = typer.Option(
         0.5, "--threshold", help="Decision threshold on the fake score.", rich_help_panel=_PARITY
@@ -258,10 +276,19 @@ def export(
                 )
         for line in problem_lines(manifest):
             ui.err.print(Text.assemble(("  !", "yellow"), f" {line}"), highlight=False, soft_wrap=True)
+        ui.err.print(preprocess_line(manifest), highlight=False, soft_wrap=True)
+        for line in manifest.reference.get("warnings") or []:
+            ui.err.print(
+                Text.assemble(("warning:", "bold yellow"), f" {line}"), highlight=False, soft_wrap=True
+            )
         ui.err.print(f"manifest: {Path(spec.out_dir) / 'manifest.json'}", highlight=False)
-    if strict and not manifest.all_passed:
+    warned = manifest.reference.get("warnings") or []
+    if strict and (not manifest.all_passed or warned):
         failed = [v.name for v in manifest.variants if not v.passed]
-        ui.err.print(f"--strict: {len(failed)} variant(s) failed: {', '.join(failed)}", style="red")
+        why = (
+            f"{len(failed)} variant(s) failed: {', '.join(failed)}" if failed else f"{len(warned)} warning(s)"
+        )
+        ui.err.print(f"--strict: {why}", style="red")
         raise typer.Exit(1)
 
 

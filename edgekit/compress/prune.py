@@ -39,7 +39,8 @@ from edgekit.compress.workspace import (
     trainable_module,
 )
 from edgekit.errors import UsageError
-from edgekit.spec import ModelSource, OutputKind, Preprocess
+from edgekit.modelmeta import resolve_preprocess
+from edgekit.spec import ModelSource, OutputKind
 
 if TYPE_CHECKING:
     import torch
@@ -70,7 +71,7 @@ class PruneSpec:
     data: Path | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
-    resize: str = "bilinear"
+    resize: str | None = None
     input_shape: tuple[int, ...] | None = None
     steps: int = 200
     batch: int = 32
@@ -269,7 +270,7 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None) -> PruneResult:
         data = sample_arrays()
     else:
         shape = spec.input_shape or loaded.recorded_input_shape or (1, 3, 224, 224)
-        pre = Preprocess(height=shape[2], width=shape[3], resize=spec.resize, **_norm(spec))
+        pre, _ = resolve_preprocess(shape[2], shape[3], loaded.preprocess, spec.mean, spec.std, spec.resize)
         data = folder_arrays(spec.data, pre, spec.val_fraction, spec.seed)
     shape = (1, *data.x_train.shape[1:])
     output = probe_output(module, InputSpec(shape=shape), OutputSpec())
@@ -312,15 +313,6 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None) -> PruneResult:
     atomic_write_text(out_dir / PRUNE_REPORT, json.dumps(result.to_dict(), indent=2) + "\n")
     report("done", 1, 1)
     return result
-
-
-def _norm(spec: PruneSpec) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if spec.mean is not None:
-        out["mean"] = spec.mean
-    if spec.std is not None:
-        out["std"] = spec.std
-    return out
 
 
 def _one_shot_auc(

@@ -7,14 +7,16 @@ context, preprocessed train/validation arrays and the output spec).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgekit._capture import captured_output
+from edgekit.data.tensors import stratified_pick
 from edgekit.errors import DataError, UsageError
+from edgekit.modelmeta import resolve_preprocess
 from edgekit.spec import InputSpec, ModelSource, OutputKind, OutputSpec, Preprocess
 
 if TYPE_CHECKING:
@@ -117,10 +119,10 @@ def folder_arrays(data: Path, pre: Preprocess, val_fraction: float, seed: int) -
     if len(set(y.tolist())) < 2:
         raise DataError(f"--data {data} has only one class; pruning needs real and fake examples")
     videos = sorted(set(frames.video_ids))
-    rng = np.random.default_rng(seed)
-    rng.shuffle(videos)
+    label_of_video = dict(zip(frames.video_ids, frames.labels, strict=True))
     n_val = max(1, round(len(videos) * val_fraction))
-    val_ids = set(videos[:n_val])
+    # split per file or video (no frame of a video on both sides), stratified by label
+    val_ids = {videos[i] for i in stratified_pick([label_of_video[v] for v in videos], n_val, seed)}
     is_val = np.array([v in val_ids for v in frames.video_ids])
     if is_val.all() or not is_val.any():
         raise DataError(f"--data {data}: too few files to hold out a validation split; add more")
@@ -174,21 +176,23 @@ def prepare(md: ModelData, val_samples: int) -> Prepared:
     loaded = load_model(md.source)
     module = trainable_module(loaded, md.source)
     shape = md.input_shape or loaded.recorded_input_shape or (1, 3, 224, 224)
-    pre = Preprocess(height=shape[2], width=shape[3])
-    pre = replace(pre, mean=md.mean or pre.mean, std=md.std or pre.std)
+    pre, _ = resolve_preprocess(shape[2], shape[3], loaded.preprocess, md.mean, md.std)
     arrays = sample_arrays() if md.data is None else folder_arrays(md.data, pre, 0.5, 0)
-    arrays.x_val, arrays.y_val = arrays.x_val[:val_samples], arrays.y_val[:val_samples]
+    keep = stratified_pick(arrays.y_val.tolist(), val_samples, 0)  # both classes, whatever the order
+    arrays.x_val, arrays.y_val = arrays.x_val[keep], arrays.y_val[keep]
     shape = (1, *arrays.x_val.shape[1:])
     output = probe_output(module, InputSpec(shape=shape), OutputSpec())
     if md.calib is not None:
-        from edgekit.data.tensors import find_files, load_dataset
+        from edgekit.data.labels import label_of
+        from edgekit.data.tensors import find_files, load_dataset, split_files
 
         files = find_files(md.calib)
         if not files:
             raise UsageError(f"--calib {md.calib} holds no images")
-        calib_x = load_dataset(files[:200], md.calib, pre, InputSpec(shape=shape)).inputs
+        chosen, _ = split_files(files, 200, 0, 0, [label_of(f, md.calib) for f in files])
+        calib_x = load_dataset(chosen, md.calib, pre, InputSpec(shape=shape)).inputs
     else:
-        calib_x = arrays.x_train[:200]
+        calib_x = arrays.x_train[stratified_pick(arrays.y_train.tolist(), 200, 0)]
     ctx = ExportContext(module=loaded.module, input_spec=InputSpec(shape=shape), calibration=calib_x)
     desc = {"path": loaded.path, "sha256": loaded.sha256, "kind": loaded.kind}
     return Prepared(module, ctx, arrays, output, desc)

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,22 +52,75 @@ def find_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS | ARRAY_EXTS)
 
 
-def split_files(
-    files: Sequence[Path], calib_n: int, parity_n: int, seed: int
-) -> tuple[list[Path], list[Path]]:
-    """Deterministically shuffle and split into (calibration, held-out parity) files.
+def _allocate(counts: dict[Any, int], n: int) -> dict[Any, int]:
+    """``n`` split over groups in proportion to their sizes (largest remainder), every non-empty
+    group getting at least one while ``n`` allows, and no group more than it has."""
+    total = sum(counts.values())
+    n = min(n, total)
+    if n <= 0 or total == 0:
+        return {k: 0 for k in counts}
+    exact = {k: n * c / total for k, c in counts.items()}
+    share = {k: min(counts[k], int(exact[k])) for k in counts}
+    for k in sorted(counts, key=lambda k: counts[k]):  # the smallest class first: never left out
+        if share[k] == 0 and counts[k] > 0 and sum(share.values()) < n:
+            share[k] = 1
+    by_remainder = sorted(counts, key=lambda k: exact[k] - int(exact[k]), reverse=True)
+    while sum(share.values()) < n:
+        grew = False
+        for k in by_remainder:
+            if sum(share.values()) < n and share[k] < counts[k]:
+                share[k] += 1
+                grew = True
+        if not grew:
+            break
+    while sum(share.values()) > n:  # the minimums can overshoot a tiny n: take from the largest
+        k = max(share, key=lambda k: share[k])
+        share[k] -= 1
+    return share
 
-    With enough files the split is exactly ``calib_n`` + ``parity_n``. With fewer, a
-    quarter (at most ``parity_n``) is held out for parity and the rest calibrates.
+
+def stratified_pick(labels: Sequence[Any], n: int, seed: int) -> list[int]:
+    """Indices of ``n`` items drawn with ``seed``, keeping the class proportions (each class
+    present when ``n`` allows); in the original order. Unlabelled items (None) form their own group."""
+    groups: dict[Any, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    rng = random.Random(seed)
+    picked: list[int] = []
+    for key, count in _allocate({k: len(v) for k, v in groups.items()}, n).items():
+        members = list(groups[key])
+        rng.shuffle(members)
+        picked += members[:count]
+    return sorted(picked)
+
+
+def split_files(
+    files: Sequence[Path], calib_n: int, parity_n: int, seed: int, labels: Sequence[int | None] | None = None
+) -> tuple[list[Path], list[Path]]:
+    """Split into (calibration, held-out parity) files, seeded and stratified by ``labels``.
+
+    With enough files the split is exactly ``calib_n`` + ``parity_n``; with fewer, a
+    quarter (at most ``parity_n``) is held out for parity and the rest calibrates. Both
+    parts keep the real/fake proportions, so a 1 real : 4 fake folder never yields a
+    one-class parity or calibration set (``labels`` aligned with ``files``; None: unlabelled).
     """
     order = list(files)
-    random.Random(seed).shuffle(order)
+    tags = list(labels) if labels is not None else [None] * len(order)
     if len(order) >= calib_n + parity_n:
-        return order[:calib_n], order[calib_n : calib_n + parity_n]
-    n_parity = min(parity_n, len(order) // 4) if len(order) >= 2 else 0
-    if n_parity == 0 and len(order) >= 2:
-        n_parity = 1
-    return order[n_parity:][:calib_n], order[:n_parity]
+        n_parity = parity_n
+    else:
+        n_parity = min(parity_n, len(order) // 4) if len(order) >= 2 else 0
+        if n_parity == 0 and len(order) >= 2:
+            n_parity = 1
+    held = set(stratified_pick(tags, n_parity, seed))
+    rest = [i for i in range(len(order)) if i not in held]
+    calib = [rest[j] for j in stratified_pick([tags[i] for i in rest], calib_n, seed + 1)]
+    rng = random.Random(seed)
+    calib_files = [order[i] for i in calib]
+    parity_files = [order[i] for i in sorted(held)]
+    rng.shuffle(calib_files)
+    rng.shuffle(parity_files)
+    return calib_files, parity_files
 
 
 def preprocess_image(img: np.ndarray, pre: Preprocess, layout: Layout) -> np.ndarray:

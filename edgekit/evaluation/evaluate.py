@@ -43,7 +43,10 @@ class EvalSpec:
     frames: int = 16
     video_agg: str = "mean"
     threshold: str = "0.5"
-    tolerance: float = 0.01
+    tolerance: float = 0.01  # AUC budget
+    max_acc_drop: float = 0.02
+    max_f1_drop: float = 0.02
+    max_flip_rate: float = 0.01
     top_k: int = 5
     variants: tuple[str, ...] | None = None
     trust_pickle: bool = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,41 @@ def aggregate_videos(
     vlabels = np.array([labels[order[v][0]] for v in ids], dtype=np.int64)
     vscores = np.array([float(reduce(scores[order[v]])) for v in ids], dtype=np.float64)
     return ids, vlabels, vscores
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How far a variant may move from the baseline and still be called Stable."""
+
+    auc: float = 0.01
+    accuracy: float = 0.02
+    f1: float = 0.02
+    flip_rate: float = 0.01
+
+
+def verdict(
+    entry: dict[str, Any], base: dict[str, Any], samples: int, budget: Budget
+) -> tuple[str, list[str]]:
+    """Stable only when AUC, accuracy and F1 at the threshold and the flip rate all hold.
+
+    Returns the status and what broke ("accuracy -0.48 (> 0.02)"), so a deployment whose
+    AUC holds while every prediction sits on one side of the threshold is never Stable.
+    """
+    broke: list[str] = []
+    frame, ref = entry["frame"], base["frame"]
+    checks = (("AUC", frame["auc"], ref["auc"], budget.auc), ("accuracy", frame["accuracy"], ref["accuracy"],
+              budget.accuracy), ("F1", frame["f1"], ref["f1"], budget.f1))  # fmt: skip
+    for name, value, reference, limit in checks:
+        if value is None or reference is None:
+            continue
+        if value < reference - limit - 1e-12:
+            broke.append(f"{name} {value - reference:+.4f} (budget {limit:g})")
+    rate = entry["flips_vs_baseline"] / samples if samples else 0.0
+    if rate > budget.flip_rate + 1e-12:
+        broke.append(f"{entry['flips_vs_baseline']} decisions flipped ({rate:.1%} > {budget.flip_rate:.1%})")
+    if frame["auc"] is None and frame["accuracy"] is None:
+        return "n/a", broke
+    return ("Degraded" if broke else "Stable"), broke
 
 
 def status(diff: float | None, tolerance: float) -> str:

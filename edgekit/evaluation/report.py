@@ -16,7 +16,7 @@ import numpy as np
 
 from edgekit._io import atomic_write_bytes, atomic_write_text
 from edgekit.errors import FileFormatError
-from edgekit.evaluation.metrics import aggregate_videos, binary_metrics, status
+from edgekit.evaluation.metrics import aggregate_videos, binary_metrics, verdict
 from edgekit.evaluation.results import EvalMeta, HeatmapEntry, ScoreTable, load_eval_meta, load_scores
 from edgekit.validate import contained
 
@@ -52,13 +52,34 @@ def compute(meta: EvalMeta, table: ScoreTable) -> dict[str, Any]:
             base_auc = frame["auc"]
         entry["flips_vs_baseline"] = int(np.sum((s >= thr) != (base >= thr)))
         result["variants"][name] = entry
-    for entry in result["variants"].values():
+    budget = meta.budget
+    for name, entry in result["variants"].items():
         auc = entry["frame"]["auc"]
         diff = None if auc is None or base_auc is None else auc - base_auc
         entry["auc_diff"] = diff
-        entry["status"] = status(diff, meta.tolerance)
+        entry["status"], entry["broke"] = verdict(
+            entry, result["variants"][meta.baseline], len(labels), budget
+        )
+        if name == meta.baseline:
+            entry["status"] = "Reference"
+    result["budget"] = vars(budget)
+    result["threshold_position"] = threshold_position(labels, base, thr)
     result["single_class"] = len(set(labels.tolist())) < 2
     return result
+
+
+def threshold_position(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Where the threshold sits against the baseline's real and fake score distributions."""
+    out: dict[str, Any] = {
+        "threshold": threshold,
+        "above": float(np.mean(scores >= threshold)) if len(scores) else 0.0,
+    }
+    for name, label in (("real", 0), ("fake", 1)):
+        s = scores[labels == label]
+        if len(s):
+            out[name] = {"median": float(np.median(s)), "p05": float(np.quantile(s, 0.05)),
+                         "p95": float(np.quantile(s, 0.95))}  # fmt: skip
+    return out
 
 
 def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]) -> dict[str, str]:
@@ -84,13 +105,16 @@ def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]
         files[name.removesuffix(".png")] = f"plots/{name}"
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    placed: list[tuple[float, float]] = []
     for n in names:
         size, auc = meta.size_bytes.get(n), metrics["variants"][n]["frame"]["auc"]
         if size and auc is not None:
             ax.scatter(size / 1e6, auc)
-            ax.annotate(
-                _plot_label(n), (size / 1e6, auc), fontsize=7, xytext=(3, 3), textcoords="offset points"
-            )
+            # variants of one size and AUC (fp32 TFLite/ONNX/PyTorch) get stacked labels, not one blot
+            stack = sum(1 for x, y in placed if abs(x - size / 1e6) < 0.3 and abs(y - auc) < 0.002)
+            placed.append((size / 1e6, auc))
+            ax.annotate(_plot_label(n), (size / 1e6, auc), fontsize=7, xytext=(4, 4 + 9 * stack),
+                        textcoords="offset points")  # fmt: skip
     ax.set_xlabel("size (MB, from the files)")
     ax.set_ylabel("AUC")
     ax.set_title("Size vs AUC")
@@ -126,20 +150,23 @@ def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Score distributions (real vs fake)")
+    fig.suptitle("Score distributions (real vs fake; line: threshold)")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # the figure title above the panel titles, not over them
     save(fig, "score_distributions.png")
     fig, axes = plt.subplots(rws, cols, figsize=(2.6 * cols, 2.4 * rws), squeeze=False)
     for ax, n in zip(axes.ravel(), names, strict=False):
         cm = confusion_matrix(labels, (scores[n] >= metrics["threshold"]).astype(int), labels=[0, 1])
-        ax.imshow(cm, cmap="Blues")
+        ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(int(cm.max()), 1))
         for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=9)
+            dark = v > 0.5 * cm.max()
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=9, color="white" if dark else "black")
         ax.set_xticks([0, 1], ["real", "fake"])
         ax.set_yticks([0, 1], ["real", "fake"])
         ax.set_title(_plot_label(n), fontsize=8)
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     fig.suptitle("Confusion matrices (rows: truth, columns: prediction)")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     save(fig, "confusion.png")
     return files
 
@@ -178,35 +205,68 @@ Block = Text | TableBlock | Image | Gallery
 Section = tuple[str, list[Block]]
 
 
+def _insights(meta: EvalMeta, m: dict[str, Any], size: dict[str, int]) -> list[str]:
+    """What broke and where, in sentences; never a "largest drop" that is only noise."""
+    v, base = m["variants"], meta.baseline
+    others = [n for n in meta.variants if n != base]
+    out: list[str] = []
+    for n in others:
+        if v[n]["status"] == "Degraded":
+            out.append(f"{n} is Degraded: {'; '.join(v[n]['broke'])}.")
+    stable = [n for n in others if v[n]["status"] == "Stable" and size.get(n)]
+    if stable:
+        small = min(stable, key=lambda n: size[n])
+        b = meta.budget
+        out.append(f"Smallest Stable variant (AUC within {b.auc:g}, accuracy and F1 within {b.accuracy:g}/{b.f1:g}, "
+                   f"flips <= {b.flip_rate:.0%}): {small} ({size[small] / 1e6:.2f} MB).")  # fmt: skip
+    moved = [n for n in others if v[n]["auc_diff"] is not None]
+    if moved:
+        worst = min(moved, key=lambda n: v[n]["auc_diff"])
+        flips = max(v[n]["flips_vs_baseline"] for n in others)
+        if v[worst]["auc_diff"] < -5e-4 or flips:
+            out.append(
+                f"Largest AUC drop: {worst} ({v[worst]['auc_diff']:+.4f}); most flipped decisions: {flips}."
+            )
+        else:
+            out.append(
+                "No variant moved from the baseline beyond noise (AUC within 0.0005, no decision flipped)."
+            )
+    elif not others:
+        out.append("Only the PyTorch baseline was scored.")
+    if m["single_class"]:
+        out.append("AUC is undefined: the data holds a single class; the other metrics are still reported.")
+    pos = m.get("threshold_position") or {}
+    thr, above = pos.get("threshold", m["threshold"]), pos.get("above", 0.0)
+    base_acc = v[base]["frame"]["accuracy"]
+    if not m["single_class"] and (above >= 0.98 or above <= 0.02):
+        side = "at or above" if above >= 0.98 else "below"
+        out.append(f"{max(above, 1 - above):.0%} of the baseline's scores sit {side} the threshold {thr:.4g}: it "
+                   f"predicts one class for almost everything (accuracy {_fmt(base_acc)}); check the threshold and "
+                   "the preprocessing (mean/std) before trusting any AUC here.")  # fmt: skip
+    elif "real" in pos and "fake" in pos:
+        r, f = pos["real"], pos["fake"]
+        out.append(f"The threshold {thr:.4g} against the baseline's scores: real median {r['median']:.3f} "
+                   f"(95% below {r['p95']:.3f}), fake median {f['median']:.3f} (5% below {f['p05']:.3f}).")  # fmt: skip
+    return out
+
+
 def _sections(meta: EvalMeta, m: dict[str, Any], plots: dict[str, str]) -> list[Section]:
     names = meta.variants
     base = meta.baseline
     size = {n: b for n, b in meta.size_bytes.items() if b}  # unknown sizes (None, 0) are left out
-    base_size = size.get(base)
+    # reduction against the FP32 TFLite file, as in the export table (the .pt2 is no deployment format)
+    base_size = size.get("tflite_fp32") or size.get(base)
     v = m["variants"]
     perf = TableBlock(
-        ["Model", "Format", "Precision", "Size (MB)", "Reduction", "AUC", "Diff", "Status"],
+        ["Model", "Format", "Precision", "Size (MB)", "x smaller than FP32", "AUC", "Diff", "Accuracy", "F1", "Flips",
+         "Status"],
         [[n, meta.format.get(n, "?"), meta.precision.get(n, "?"),
           _fmt(size[n] / 1e6, ".2f") if n in size else "n/a",
           f"{base_size / size[n]:.2f}x" if base_size and n in size else "n/a",
-          _fmt(v[n]["frame"]["auc"]), _fmt(v[n]["auc_diff"], "+.4f"), v[n]["status"]] for n in names],
+          _fmt(v[n]["frame"]["auc"]), _fmt(v[n]["auc_diff"], "+.4f"), _fmt(v[n]["frame"]["accuracy"]),
+          _fmt(v[n]["frame"]["f1"]), str(v[n]["flips_vs_baseline"]), v[n]["status"]] for n in names],
     )  # fmt: skip
-    aucs = {n: v[n]["frame"]["auc"] for n in names if v[n]["frame"]["auc"] is not None}
-    insights: list[str] = []
-    if aucs:
-        best = max(aucs, key=lambda n: aucs[n])
-        insights.append(f"Highest AUC: {best} ({aucs[best]:.4f}).")
-        stable = [n for n in names if v[n]["status"] == "Stable" and n in size]
-        if stable:
-            small = min(stable, key=lambda n: size[n])
-            insights.append(f"Best compression within {meta.tolerance} AUC of the baseline: {small} "
-                            f"({size[small] / 1e6:.2f} MB).")  # fmt: skip
-        worst = min(aucs, key=lambda n: aucs[n] - aucs.get(base, aucs[n]))
-        insights.append(f"Largest drop: {worst} ({_fmt(v[worst]['auc_diff'], '+.4f')} AUC).")
-    else:
-        insights.append(
-            "AUC is undefined: the data holds a single class; the other metrics are still reported."
-        )
+    insights = _insights(meta, m, size)
     speed = meta.images_per_s
     if speed:
         fastest = max(speed, key=lambda n: speed[n])

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgekit._io import atomic_write_text
 from edgekit.errors import FileFormatError, UsageError
+from edgekit.evaluation.metrics import Budget
 from edgekit.validate import safe_name
 
 SCORES = "scores.csv"
@@ -88,6 +89,17 @@ class EvalMeta:
     def tolerance(self) -> float:
         """The AUC budget the report judges variants by."""
         return float(self.spec.get("tolerance", 0.01))
+
+    @property
+    def budget(self) -> Budget:
+        """What a variant may lose against the baseline and still be Stable."""
+        b = Budget()
+        return Budget(
+            auc=float(self.spec.get("tolerance", b.auc)),
+            accuracy=float(self.spec.get("max_acc_drop", b.accuracy)),
+            f1=float(self.spec.get("max_f1_drop", b.f1)),
+            flip_rate=float(self.spec.get("max_flip_rate", b.flip_rate)),
+        )
 
     @property
     def frames(self) -> int:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from edgekit._io import atomic_write_bytes, ensure_output_dir
 from edgekit.errors import UsageError
-from edgekit.sample import IMAGE_SIZE, SAMPLE_SEED
+from edgekit.modelmeta import save_pt2
+from edgekit.sample import IMAGE_SIZE, MEAN, SAMPLE_SEED, STD
 from edgekit.sample.synth import LABELS, make_image
 
 if TYPE_CHECKING:
@@ -51,11 +52,9 @@ def write_sample(out_dir: Path, count: int = 500, seed: int = SAMPLE_SEED) -> Sa
     if count < 2:
         raise UsageError(f"--count must be at least 2 (one real, one fake), got {count}")
     out = ensure_output_dir(out_dir)
-    model = load_sample_detector()
-    ep = torch.export.export(model, (torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE),))
-    buf = io.BytesIO()
-    torch.export.save(ep, buf)
-    atomic_write_bytes(out / MODEL_NAME, buf.getvalue())
+    # the .pt2 carries its preprocessing, so every command normalises as the detector was trained
+    save_pt2(load_sample_detector(), out / MODEL_NAME, example_input=torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE),
+             mean=(MEAN,), std=(STD,))  # fmt: skip
     counts = {label: 0 for label in LABELS}
     for i in range(count):
         fake = bool(i % 2)

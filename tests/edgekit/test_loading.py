@@ -186,3 +186,24 @@ def test_outputs_without_a_batch_dimension_or_several_outputs(tmp_path: Path) ->
     assert probe_output(Three(), spec, OutputSpec(), output_index=1).classes == 1
     picked = select_output(Three(), 1)(torch.ones(1, 3, 8, 8))
     assert picked.shape == (1, 1) and float(picked) == 1.0
+
+
+def test_arch_takes_class_methods_and_modules_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_factories.py").write_text(
+        "from tests.models import build_tiny\n"
+        "class Detector:\n"
+        "    @classmethod\n"
+        "    def from_name(cls, name, width=8):\n"
+        "        assert name == 'tiny'\n"
+        "        return build_tiny(width=width)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", str(tmp_path))])
+    loaded = load_model(ModelSource(arch="my_factories:Detector.from_name", arch_kwargs={"name": "tiny"}))
+    assert loaded.kind == "arch"
+    with pytest.raises(ModelLoadError, match="no callable"):
+        load_model(ModelSource(arch="my_factories:Detector.nope"))
+    with pytest.raises(UsageError, match="Class.method"):
+        load_model(ModelSource(arch="my_factories:Detector..x"))

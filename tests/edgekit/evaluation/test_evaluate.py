@@ -66,7 +66,7 @@ def test_scores_metrics_and_videos(report_dir: Path) -> None:
     ]
     metrics = json.loads((report_dir / "metrics.json").read_text())
     base = metrics["variants"]["pytorch_fp32"]
-    assert base["frame"]["samples"] == 12 + 2 * 3 and base["auc_diff"] == 0.0 and base["status"] == "Stable"
+    assert base["frame"]["samples"] == 12 + 2 * 3 and base["auc_diff"] == 0.0 and base["status"] == "Reference"
     assert base["video"]["samples"] == 14  # 12 images (each its own "video") + 2 videos
     assert set(base["per_method"]) == {"Deepfakes", "FaceSwap"}
     fp32 = metrics["variants"]["tflite_fp32"]
@@ -176,6 +176,8 @@ def test_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> 
     assert dom.returncode == 0, dom.stderr[-1000:]
     assert dom.stdout.count("<table") >= 4 and dom.stdout.count("<img") >= 9
     assert "Performance summary" in dom.stdout
+    assert "<th>Accuracy</th><th>F1</th><th>Flips</th>" in dom.stdout  # verdicts see accuracy, F1 and flips
+    assert "missing or not inside the eval folder" not in dom.stdout  # every image embedded
     shot = tmp_path / "shot.png"
     subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, "--window-size=1200,2400", f"--screenshot={shot}", url],
                    capture_output=True, timeout=120, check=False)  # fmt: skip
