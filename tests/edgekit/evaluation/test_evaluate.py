@@ -66,7 +66,9 @@ def test_scores_metrics_and_videos(report_dir: Path) -> None:
     ]
     metrics = json.loads((report_dir / "metrics.json").read_text())
     base = metrics["variants"]["pytorch_fp32"]
-    assert base["frame"]["samples"] == 12 + 2 * 3 and base["auc_diff"] == 0.0 and base["status"] == "Reference"
+    assert (
+        base["frame"]["samples"] == 12 + 2 * 3 and base["auc_diff"] == 0.0 and base["status"] == "Reference"
+    )
     assert base["video"]["samples"] == 14  # 12 images (each its own "video") + 2 videos
     assert set(base["per_method"]) == {"Deepfakes", "FaceSwap"}
     fp32 = metrics["variants"]["tflite_fp32"]
