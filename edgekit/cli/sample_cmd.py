@@ -21,8 +21,8 @@ def sample(
         files = run_guarded(ui, lambda: write_sample(out, count))
     ui.err.print(
         f"model  {files.model}\ndata   {files.data}  ({files.real} real, {files.fake} fake)\n"
-        f"next:  edgekit export {files.model} --fp16 --int8 --onnx --calib {files.data} "
-        f"--mean 0.5 --std 0.5 -o {out / 'export'}",
+        f"next:  edgekit export {files.model} --fp16 --int8 --onnx --calib {files.data} -o {out / 'export'}\n"
+        "       (the .pt2 carries its preprocessing: no --mean/--std needed)",
         highlight=False,
     )
 

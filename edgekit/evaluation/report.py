@@ -106,12 +106,13 @@ def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]
 
     fig, ax = plt.subplots(figsize=(6, 4))
     placed: list[tuple[float, float]] = []
+    widest = max((b for b in meta.size_bytes.values() if b), default=1) / 1e6
     for n in names:
         size, auc = meta.size_bytes.get(n), metrics["variants"][n]["frame"]["auc"]
         if size and auc is not None:
             ax.scatter(size / 1e6, auc)
             # variants of one size and AUC (fp32 TFLite/ONNX/PyTorch) get stacked labels, not one blot
-            stack = sum(1 for x, y in placed if abs(x - size / 1e6) < 0.3 and abs(y - auc) < 0.002)
+            stack = sum(1 for x, y in placed if abs(x - size / 1e6) < 0.12 * widest and abs(y - auc) < 0.002)
             placed.append((size / 1e6, auc))
             ax.annotate(_plot_label(n), (size / 1e6, auc), fontsize=7, xytext=(4, 4 + 9 * stack),
                         textcoords="offset points")  # fmt: skip
