@@ -28,7 +28,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version."
+        False, "--version", metavar="", callback=_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
     """edgekit: export, evaluate and benchmark binary detectors for Android."""

@@ -29,7 +29,7 @@ _SHAPE = typer.Option(None, "--input-shape", help="NCHW shape for state dicts.")
 _ARCH = typer.Option(None, "--arch", help="module.path:factory that builds the nn.Module.")
 _ARCH_KWARGS = typer.Option(None, "--arch-kwargs", help="JSON object of factory kwargs.")
 _WEIGHTS = typer.Option(None, "--weights", help="State dict / checkpoint for --arch.")
-_TRUST = typer.Option(False, "--trust-pickle", help="Allow unpickling a whole nn.Module.")
+_TRUST = typer.Option(False, "--trust-pickle", metavar="", help="Allow unpickling a whole nn.Module.")
 
 
 def prune(
@@ -55,7 +55,7 @@ def prune(
     arch_kwargs: str | None = _ARCH_KWARGS,
     weights: Path | None = _WEIGHTS,
     trust_pickle: bool = _TRUST,
-    as_json: bool = typer.Option(False, "--json", help="Print prune.json on stdout."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print prune.json on stdout."),
 ) -> None:
     """Gradual magnitude pruning with short fine-tuning; writes a pruned .pt2 for `export --sparse`."""
     from edgekit.compress.prune import PruneSpec
@@ -202,7 +202,9 @@ def optimize(
         "0.7,0.8,0.9", "--sparsity-levels", help="Pruning levels to try, rising."
     ),
     prune_steps: int = typer.Option(150, "--prune-steps", help="Fine-tuning steps per pruning level."),
-    no_sparse: bool = typer.Option(False, "--no-sparse", help="Skip the pruned candidates (no fine-tuning)."),
+    no_sparse: bool = typer.Option(
+        False, "--no-sparse", metavar="", help="Skip the pruned candidates (no fine-tuning)."
+    ),
     val_samples: int = typer.Option(500, "--val-samples", help="Validation samples scored per candidate."),
     out: Path = typer.Option(Path("optimize"), "--out", "-o", help="Output folder (created)."),
     mean: str | None = _MEAN,
@@ -216,7 +218,9 @@ def optimize(
         None, "--device", help="Also time every candidate on this device (serial, pixel9, or emulator)."
     ),
     adb: str | None = typer.Option(None, "--adb", help="adb server HOST:PORT (default 127.0.0.1:5037)."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 when no candidate meets the budget."),
+    strict: bool = typer.Option(
+        False, "--strict", metavar="", help="Exit 1 when no candidate meets the budget."
+    ),
 ) -> None:
     """Search FP16/INT8/INT8+fallback/INT4-mixed/sparse candidates for the smallest (or fastest) within budget."""
     from edgekit.compress.optimize import OptimizeSpec

@@ -25,11 +25,11 @@ def _csv(text: str | None, option: str, cast: type = str) -> tuple[Any, ...] | N
 
 def devices(
     adb: str | None = typer.Option(None, "--adb", help="adb server HOST:PORT (default 127.0.0.1:5037)."),
-    emulator: bool = typer.Option(False, "--emulator", help="Show the emulated Pixel 9 instead."),
+    emulator: bool = typer.Option(False, "--emulator", metavar="", help="Show the emulated Pixel 9 instead."),
     device: str | None = typer.Option(
         None, "--device", help="'emulator' is the same as --emulator (as in edgekit bench)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """List attached devices: serial, model, SoC, Android/SDK, ABI, RAM, thermal status."""
     from edgekit.device.bench import EMULATOR
@@ -122,7 +122,9 @@ def bench(
         help="Pinned parity inputs run on the device (default: all the export pinned).",
     ),
     variants: str | None = typer.Option(None, "--variants", help="Only these variants (comma-separated)."),
-    resume: bool = typer.Option(False, "--resume", help="Skip cells already finished in the output folder."),
+    resume: bool = typer.Option(
+        False, "--resume", metavar="", help="Skip cells already finished in the output folder."
+    ),
     apk: Path | None = typer.Option(None, "--apk", help="Benchmark APK to install when missing or outdated."),
     cooldown: float = typer.Option(
         0.0, "--cooldown", help="Wait up to this many seconds for thermal status 0 before each cell."
@@ -132,8 +134,10 @@ def bench(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Results folder (default: TARGET/bench, or ./bench)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the cells as JSON."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 when a cell fails parity or the RAM budget."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print the cells as JSON."),
+    strict: bool = typer.Option(
+        False, "--strict", metavar="", help="Exit 1 when a cell fails parity or the RAM budget."
+    ),
 ) -> None:
     """Benchmark variants on phones (or the emulated Pixel 9): latency, peak RAM, on-device parity."""
     from edgekit.device.bench import BenchSpec, cell_json

@@ -17,7 +17,7 @@ def evaluate(
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: EXPORT_DIR/report)."),
     videos: bool = typer.Option(
-        False, "--videos", help="Report video-level metrics (videos are always decoded)."
+        False, "--videos", metavar="", help="Report video-level metrics (videos are always decoded)."
     ),
     frames: int = typer.Option(16, "--frames", help="Frames sampled evenly per video."),
     video_agg: str = typer.Option(
@@ -36,10 +36,10 @@ def evaluate(
     ),
     top_k: int = typer.Option(5, "--top-k", help="Heatmaps per category (TP, FN, FP, TN) and variant."),
     grid: int = typer.Option(8, "--grid", help="Occlusion grid (grid^2 + 1 inferences per heatmap)."),
-    no_heatmaps: bool = typer.Option(False, "--no-heatmaps", help="Skip the visual analysis."),
+    no_heatmaps: bool = typer.Option(False, "--no-heatmaps", metavar="", help="Skip the visual analysis."),
     variants: str | None = typer.Option(None, "--variants", help="Only these variants (comma-separated)."),
     trust_pickle: bool = typer.Option(
-        False, "--trust-pickle", help="Allow unpickling the baseline model file."
+        False, "--trust-pickle", metavar="", help="Allow unpickling the baseline model file."
     ),
     baseline: Path | None = typer.Option(
         None, "--baseline", help="The PyTorch model to compare with (default: the one the manifest records)."

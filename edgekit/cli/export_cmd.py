@@ -194,6 +194,7 @@ def export(
     trust_pickle: bool = typer.Option(
         False,
         "--trust-pickle",
+        metavar="",
         help="Allow unpickling a whole nn.Module (runs code).",
         rich_help_panel=_MODEL,
     ),
@@ -240,10 +241,14 @@ def export(
         None, "--name", help="Stem of the output file names (default: the model's).", rich_help_panel=_OUTPUT
     ),
     strict: bool = typer.Option(
-        False, "--strict", help="Exit 1 if any variant fails export or parity.", rich_help_panel=_PARITY
+        False,
+        "--strict",
+        metavar="",
+        help="Exit 1 if any variant fails export or parity.",
+        rich_help_panel=_PARITY,
     ),
     as_json: bool = typer.Option(
-        False, "--json", help="Print the manifest as JSON on stdout.", rich_help_panel=_OUTPUT
+        False, "--json", metavar="", help="Print the manifest as JSON on stdout.", rich_help_panel=_OUTPUT
     ),
 ) -> None:
     """Convert a PyTorch detector to TFLite (FP32/FP16/INT8) and ONNX, and check each against PyTorch."""
@@ -307,7 +312,9 @@ def _with_variant_flags(command: Callable[..., None]) -> Callable[..., None]:
         inspect.Parameter(
             f.name,
             inspect.Parameter.KEYWORD_ONLY,
-            default=typer.Option(False, f.option, help=f.help, rich_help_panel=_VARIANTS, show_default=False),
+            default=typer.Option(
+                False, f.option, help=f.help, rich_help_panel=_VARIANTS, show_default=False, metavar=""
+            ),
             annotation=bool,
         )
         for f in declared.values()

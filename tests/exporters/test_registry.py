@@ -57,3 +57,9 @@ def test_export_help_lists_every_declared_flag() -> None:
     assert result.exit_code == 0
     for flag in flags().values():
         assert flag.option in result.output, flag.option
+    flag_lines = [ln for ln in result.output.splitlines() if "--" in ln and "--help" not in ln]
+    assert not [
+        ln for ln in flag_lines if "<bool>" in ln
+    ]  # plain flags: "--fp16 true" is not how they are used
+    for panel in ("Model", "Variants", "Calibration", "Parity", "Output"):
+        assert f"─ {panel} " in result.output, panel
