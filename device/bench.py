@@ -49,6 +49,7 @@ from edgekit.errors import (
     DeviceGoneError,
     DeviceSelectionError,
     DeviceTimeoutError,
+    ProtocolError,
     UsageError,
 )
 from edgekit.hostinfo import host_cpu
@@ -306,6 +307,12 @@ def run_cell(
             raise
         result = RunResult.from_json(phone.pull(result_path).decode("utf-8"))
         # The app reports its real external-files path (/storage/emulated/0/... on a phone).
+        expected = len(cell.model.parity_inputs) * max(len(runner.output_quantization), 1)
+        if len(result.outputs) > expected:
+            raise ProtocolError(
+                f"result.json lists {len(result.outputs)} output files for {len(cell.model.parity_inputs)} "
+                f"inputs of a model with {len(runner.output_quantization)} output(s); expected at most {expected}"
+            )
         pulled_from = posixpath.dirname(result_path)
         outputs = {t.file: decode_tensor(phone.pull(f"{pulled_from}/{t.file}"), t) for t in result.outputs}
     finally:

@@ -203,6 +203,7 @@ def export(
     layout: str = "nchw",
     output: str = "logits",
     output_index: int | None = None,
+    int8_repair: bool = True,
     threshold: float = 0.5,
     recipe: PathLike | None = None,
     arch: str | None = None,
@@ -251,6 +252,7 @@ def export(
         recipe=Path(recipe) if recipe is not None else None,
         name=stem,
         output_index=output_index,
+        int8_repair=int8_repair,
     )
     manifest = run_export(spec, _say(progress))
     return ExportResult(out, manifest, _typed_variants(manifest, out))

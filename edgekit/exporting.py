@@ -194,6 +194,9 @@ def _export_into(
         input_spec=InputSpec(shape=_layout_shape(inp.shape, spec.layout), layout=spec.layout),
         calibration=None if calib is None else calib.inputs,
         recipe=spec.recipe,
+        int8_target=spec.tolerances.get("int8") if spec.int8_repair else None,
+        threshold=spec.threshold,
+        output=output,
     )
     atomic_write_bytes(out_dir / PARITY_INPUTS, _npy_bytes(parity.inputs))
     atomic_write_bytes(out_dir / PARITY_REFERENCE, _npy_bytes(reference))
@@ -333,4 +336,5 @@ def _export_one(
         auc=auc_or_none(fake_scores(outputs, output), parity.labels),
         delegation=delegation,
         sparsity=sparsity,
+        repair=ctx.cache.get(f"repair:{info.name}"),
     )

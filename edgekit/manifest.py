@@ -43,6 +43,8 @@ class VariantRecord:
     delegation: dict[str, Any] | None = None
     sparsity: dict[str, Any] | None = None
     error: str | None = None
+    #: the INT8 repair search: attempts on the check set, the step chosen, the ops that lose most
+    repair: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -169,7 +171,7 @@ def _variant_from_dict(v: Any, where: str) -> VariantRecord:
         input=inp, output=optional(v, "output", dict, where) or {},
         parity=optional(v, "parity", dict, where), auc=optional(v, "auc", (int, float), where),
         delegation=optional(v, "delegation", dict, where), sparsity=optional(v, "sparsity", dict, where),
-        error=optional(v, "error", str, where),
+        error=optional(v, "error", str, where), repair=optional(v, "repair", dict, where),
     )  # fmt: skip
 
 

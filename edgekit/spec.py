@@ -156,6 +156,8 @@ class ExportSpec:
     name: str = "model"
     #: which output is the score, for a model that returns several tensors
     output_index: int | None = None
+    #: search for an INT8 repair (ranges, float fallback) when plain INT8 misses its tolerance
+    int8_repair: bool = True
 
     def __post_init__(self) -> None:
         if self.calib_samples <= 0 or self.parity_samples <= 0:

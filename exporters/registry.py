@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgekit.errors import EdgekitError, UsageError
-from edgekit.spec import InputSpec
+from edgekit.spec import InputSpec, OutputSpec, Tolerance
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +48,31 @@ class ExportContext:
     num_threads: int = 2
     log: list[str] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
+    #: the tolerance static INT8 variants must reach on the check set; None: no repair search
+    int8_target: Tolerance | None = None
+    threshold: float = 0.5
+    output: OutputSpec = field(default_factory=OutputSpec)
+
+    def check_set(self, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs in the model's NCHW layout, PyTorch outputs) of up to ``n`` calibration images.
+
+        The INT8 repair search is judged on these, never on the parity set, so the parity
+        that is reported stays an unseen check of the chosen repair.
+        """
+        cached = self.cache.get("check_set")
+        if cached is None:
+            import torch
+
+            if self.calibration is None or not len(self.calibration):
+                raise UsageError("the INT8 repair search needs calibration data: pass --calib DIR")
+            x = np.ascontiguousarray(self.calibration[:n], dtype=np.float32)
+            with torch.inference_mode():
+                outs = [self.module(torch.from_numpy(x[i : i + 1])) for i in range(len(x))]
+            ref = np.concatenate(
+                [(o[0] if isinstance(o, (tuple, list)) else o).reshape(1, -1).numpy() for o in outs]
+            )
+            cached = self.cache["check_set"] = (x, ref.astype(np.float32))
+        return cached  # type: ignore[no-any-return]
 
     def once(self, key: str, build: Callable[[], bytes]) -> bytes:
         """``build()`` once per export; later calls reuse its bytes, or re-raise its failure."""

@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgekit._capture import captured_output
 from edgekit.errors import ExportError, UnsupportedOpError, UsageError
@@ -96,13 +99,79 @@ def quantize_float(ctx: ExportContext, recipe: Any) -> bytes:
     return aeq.quantize(float_tflite(ctx), recipe, batches, num_threads=ctx.num_threads)
 
 
-def static_int8(ctx: ExportContext, float_io: bool = True) -> bytes:
+def static_int8(ctx: ExportContext, float_io: bool = True, label: str = "tflite_int8") -> bytes:
     """Full-integer INT8 (per-channel weights) with edgekit's recipe (see :mod:`edgekit.exporters.aeq`).
 
     With ``float_io`` the graph inputs/outputs stay float32 (QUANTIZE/DEQUANTIZE at the
-    edges), which is what most apps feed; otherwise they are int8.
+    edges), which is what most apps feed; otherwise they are int8. With a target in the
+    context, the repair search of :mod:`edgekit.exporters.repair` runs when plain min/max
+    calibration misses it; what it did is left in ``ctx.cache["repair:<label>"]``.
     """
-    return quantize_float(ctx, aeq.static_int8_recipe(float_io=float_io))
+    if ctx.int8_target is None:
+        return quantize_float(ctx, aeq.static_int8_recipe(float_io=float_io))
+    return _repaired_int8(ctx, float_io, label)
+
+
+def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
+    from edgekit.exporters.repair import localise, search
+    from edgekit.parity import compare
+    from edgekit.runners.base import run_batch
+    from edgekit.runners.litert import LiteRTRunner
+
+    base = float_tflite(ctx)
+    batches = calibration_batches(ctx)
+    recipe = aeq.static_int8_recipe(float_io=float_io)
+    minmax = aeq.calibrate(base, recipe, batches, ctx.num_threads)
+    x, ref = ctx.check_set()
+    x_run = x if ctx.input_spec.layout is Layout.NCHW else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    assert ctx.int8_target is not None
+    target = ctx.int8_target
+    state: dict[str, Any] = {"qsvs": minmax, "offenders": [], "scored": []}
+
+    def measure(model: bytes) -> tuple[int, int, float, bool]:
+        outputs = run_batch(LiteRTRunner(model), x_run)
+        r = compare(ref, outputs, ctx.output, target, ctx.threshold)
+        state["scored"].append((r.flips, -r.sqnr_db, state["qsvs"]))
+        return r.flips, r.samples, r.sqnr_db, r.passed
+
+    def ranges(percentile: float) -> Callable[[], bytes]:
+        def build() -> bytes:
+            state["qsvs"] = aeq.percentile_qsvs(base, minmax, batches[:64], percentile)
+            return aeq.quantize(base, recipe, qsvs=state["qsvs"])
+
+        return build
+
+    def plain() -> bytes:
+        model = aeq.quantize(base, recipe, qsvs=minmax)
+        state["plain"] = model
+        return model
+
+    def fallback(k: int) -> Callable[[], bytes]:
+        def build() -> bytes:
+            if not state["offenders"]:
+                state["offenders"] = localise(base, state["plain"], x_run[:8], top=4)
+            keep = [o["tensor"] for o in state["offenders"][:k]]
+            # on top of the best ranges found so far
+            state["qsvs"] = min(state["scored"], key=lambda s: (s[0], s[1]))[2]
+            return aeq.quantize(base, aeq.mixed_recipe(keep, [], float_io=float_io), qsvs=state["qsvs"])
+
+        return build
+
+    steps = [("min/max ranges", plain), ("percentile 99.99 ranges", ranges(99.99)),
+             ("percentile 99.9 ranges", ranges(99.9))]  # fmt: skip
+    steps += [(f"float fallback of {k} op{'s' * (k > 1)}", fallback(k)) for k in (1, 2, 4)]
+    model, attempts = search(steps, measure)
+    if not attempts[0].passed and not state["offenders"]:
+        state["offenders"] = localise(base, state["plain"], x_run[:8], top=4)
+    chosen = next((a for a in attempts if a.passed), None)
+    ctx.cache[f"repair:{label}"] = {
+        "check_set": f"{len(x)} calibration images",
+        "attempts": [a.to_dict() for a in attempts],
+        "chosen": (chosen.step if chosen else min(attempts, key=lambda a: (a.flips, -a.sqnr_db)).step),
+        "passed": chosen is not None,
+        "offenders": state["offenders"],
+    }
+    return model
 
 
 @register("tflite_fp32", format="tflite", precision="fp32", suffix="fp32")
@@ -135,7 +204,7 @@ def export_int8(ctx: ExportContext) -> bytes:
 )
 def export_int8_io(ctx: ExportContext) -> bytes:
     """Static INT8 with int8 input and output tensors (no float quantize/dequantize at the edges)."""
-    return static_int8(ctx, float_io=False)
+    return static_int8(ctx, float_io=False, label="tflite_int8_io")
 
 
 @register("tflite_int8_dynamic", format="tflite", precision="int8", suffix="int8dyn", flags=("int8_dynamic",))

@@ -53,6 +53,7 @@ def _build_spec(**kw: Any) -> ExportSpec:
         recipe=kw["recipe"],
         name=kw["name"] or _default_name(path, kw["arch"]),
         output_index=kw["output_index"],
+        int8_repair=not kw["no_int8_repair"],
     )
 
 
@@ -121,10 +122,31 @@ def preprocess_line(manifest: Manifest) -> str:
     }.get(manifest.preprocess_source, f"preprocessing: {what}")
 
 
+def repair_line(name: str, repair: dict[str, Any]) -> str | None:
+    """What the INT8 repair search did, when it had to do anything."""
+    attempts = repair.get("attempts") or []
+    if not attempts or (attempts[0].get("passed") and len(attempts) == 1):
+        return None
+    chosen = next((a for a in attempts if a["step"] == repair.get("chosen")), attempts[-1])
+    where = ", ".join(
+        f"{o['layer']} ({o['op']}, {o['sqnr_db']:.1f} dB)" for o in repair.get("offenders") or []
+    )
+    measured = f"{chosen['flips']}/{chosen['samples']} flips, {chosen['sqnr_db']:.1f} dB on {repair.get('check_set')}"
+    if repair.get("passed"):
+        return f"{name}: INT8 repaired by {chosen['step']} ({measured})" + (
+            f"; worst ops: {where}" if where else ""
+        )
+    return (f"{name}: no repair step reached the tolerance (best: {chosen['step']}, {measured}); "
+            f"these ops lose the most and should stay float: {where or 'not localised'}")  # fmt: skip
+
+
 def problem_lines(manifest: Manifest) -> list[str]:
     """One line per failed variant or parity miss, and per partly delegated TFLite variant."""
     lines: list[str] = []
     for v in manifest.variants:
+        line = repair_line(v.name, v.repair) if v.repair else None
+        if line:
+            lines.append(line)
         if v.status != "ok":
             lines.append(f"{v.name}: export failed: {v.error}")
         elif v.parity and not v.parity["passed"]:
@@ -200,6 +222,13 @@ def export(
     ),
     input_shape: str | None = typer.Option(
         None, "--input-shape", help="NCHW shape, e.g. 1x3x224x224.", rich_help_panel=_MODEL
+    ),
+    no_int8_repair: bool = typer.Option(
+        False,
+        "--no-int8-repair",
+        metavar="",
+        help="Plain INT8 (min/max ranges) even when it misses its tolerance; no repair search.",
+        rich_help_panel=_VARIANTS,
     ),
     layout: str = typer.Option(
         "nchw",

@@ -12,7 +12,6 @@ ratio (no fine-tuning) and records the validation AUC.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir
 from edgekit.compress.workspace import ModelData, prepare
 from edgekit.errors import UsageError
 from edgekit.exporters import aeq
+from edgekit.exporters.repair import TensorProbe, readable_name
 from edgekit.parity import sqnr_db
 
 if TYPE_CHECKING:
@@ -82,58 +82,6 @@ class SensitivityResult:
         return sorted(scored, key=lambda o: o.int8_output_sqnr_db or 0.0)[:k]
 
 
-def readable_name(tensor_name: str) -> str:
-    """``...Sequential_blocks/...InvertedResidual_0/...Conv2d_3;2`` -> ``blocks.0.3`` style module path."""
-    segments = [s for s in tensor_name.split(";") if "/" in s]
-    seg = next(
-        (s for s in segments if re.search(r"(Conv2d|Linear)_", s)), segments[0] if segments else tensor_name
-    )
-    parts = []
-    for part in seg.split("/")[1:]:
-        _, sep, suffix = part.rpartition("_")
-        if sep:
-            parts.append(suffix)
-    return ".".join(parts) or tensor_name
-
-
-class _Probe:
-    """Runs a TFLite model without delegates, keeping every tensor, to read one op's output."""
-
-    def __init__(self, model: bytes) -> None:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        from edgekit._capture import captured_output
-
-        with captured_output():
-            self.interp = Interpreter(
-                model_content=model,
-                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-                experimental_preserve_all_tensors=True,
-            )
-            self.interp.allocate_tensors()
-        self.by_name = {d["name"]: d for d in self.interp.get_tensor_details()}
-        self.inp = self.interp.get_input_details()[0]["index"]
-        self.out = self.interp.get_output_details()[0]
-
-    def run(self, x: np.ndarray, tensor: str | None) -> tuple[np.ndarray, np.ndarray | None]:
-        outs, layers = [], []
-        for i in range(len(x)):
-            self.interp.set_tensor(self.inp, x[i : i + 1])
-            self.interp.invoke()
-            outs.append(self._read(self.out))
-            detail = self.by_name.get(tensor) if tensor else None
-            if detail is not None:
-                layers.append(self._read(detail))
-        return np.concatenate(outs), (np.concatenate(layers) if layers else None)
-
-    def _read(self, detail: dict[str, Any]) -> np.ndarray:
-        y: np.ndarray = np.asarray(self.interp.get_tensor(detail["index"]), dtype=np.float32)
-        scale, zero = detail["quantization"]
-        if detail["dtype"] != np.float32 and scale:
-            y = (y - zero) * scale
-        return y.reshape(1, -1) if y.shape[0] == 1 else y
-
-
 def quant_sensitivity(ctx: ExportContext, samples: np.ndarray, progress: ProgressFn) -> list[OpSensitivity]:
     """Quantize each op alone (INT8 static; INT4 dynamic for FC) and measure SQNR against the float graph."""
     from edgekit.exporters.tflite import float_tflite
@@ -142,7 +90,7 @@ def quant_sensitivity(ctx: ExportContext, samples: np.ndarray, progress: Progres
     base = float_tflite(ctx)
     graph = TFLiteGraph(base)
     qsvs = aeq.calibrate(base, aeq.static_int8_recipe(), ctx.calibration_batches(), ctx.num_threads)
-    float_probe = _Probe(base)
+    float_probe = TensorProbe(base)
     ops = [op for op in graph.ops() if op.name in QUANT_OPS]
     out: list[OpSensitivity] = []
     for k, op in enumerate(ops):
@@ -151,12 +99,12 @@ def quant_sensitivity(ctx: ExportContext, samples: np.ndarray, progress: Progres
         ref_out, ref_layer = float_probe.run(samples, tensor)
         w = graph.shape(op.inputs[1])
         params = int(np.prod(w)) if w else 0
-        q_out, q_layer = _Probe(aeq.quantize(base, aeq.single_op_recipe(op.name, tensor, 8), qsvs=qsvs)).run(
-            samples, tensor
-        )
+        q_out, q_layer = TensorProbe(
+            aeq.quantize(base, aeq.single_op_recipe(op.name, tensor, 8), qsvs=qsvs)
+        ).run(samples, tensor)
         int4 = None
         if op.name == "FULLY_CONNECTED":
-            q4_out, _ = _Probe(aeq.quantize(base, aeq.single_op_recipe(op.name, tensor, 4))).run(
+            q4_out, _ = TensorProbe(aeq.quantize(base, aeq.single_op_recipe(op.name, tensor, 4))).run(
                 samples, None
             )
             int4 = _db(sqnr_db(ref_out, q4_out))

@@ -161,3 +161,19 @@ def test_cooldown_waits_for_thermal_status_zero(lab: Lab, tiny_export: Path, tmp
     report = bench(_spec(tiny_export, tmp_path, variants=("tflite_fp32",), cooldown=5.0), adb=adb)
     assert report.cells[0]["environment"]["thermal_before"] == 0
     assert dev.faults.thermal == [0]  # every hot reading was consumed while waiting
+
+
+def test_bench_runs_every_pinned_parity_input_by_default(lab: Lab, image_dir: Path, tmp_path: Path) -> None:
+    from edgekit.exporting import export
+    from edgekit.spec import ExportSpec, ModelSource
+    from tests.conftest import TINY_ARCH
+
+    out = tmp_path / "export"
+    export(ExportSpec(source=ModelSource(arch=TINY_ARCH), out_dir=out, input_shape=(1, 3, 32, 32),
+                      calib_dir=image_dir, calib_samples=16, parity_samples=24, name="tiny"))  # fmt: skip
+    _, adb = lab.start(lab.device())
+    report = bench(
+        BenchSpec(target=out, out_dir=tmp_path / "b", device="emu-1", runs=2, warmup=0, threads=(1,)), adb=adb
+    )
+    assert report.ok, report.cells
+    assert report.cells[0]["parity_vs_host"]["samples"] == 24  # more than any fixed output bound

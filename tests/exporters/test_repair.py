@@ -1,0 +1,172 @@
+"""INT8 repair: each step on a small net where that step is what fixes it, localisation, and the
+record the manifest keeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from edgekit.exporters.registry import ExportContext
+from edgekit.exporters.repair import localise, search
+from edgekit.exporters.tflite import float_tflite, static_int8
+from edgekit.spec import InputSpec, Tolerance
+
+TARGET = Tolerance(max_flip_rate=0.01, min_sqnr_db=15.0)
+
+
+class PooledNet(torch.nn.Module):
+    """1x1 conv, ReLU, global mean, one logit: a pooled feature that separates two groups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 1)
+        self.fc = torch.nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+class SharedChannelNet(torch.nn.Module):
+    """The class signal rides on small conv weights that share an output channel with one large
+    weight: per-channel INT8 rounds the small ones to zero, whatever the activation ranges."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.fc = torch.nn.Linear(4, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[:, 0, 1, 1] = 20.0
+            self.conv.weight[:, 1] = 0.05
+            self.fc.weight.fill_(1.0)
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def _groups(n: int, channel: int) -> np.ndarray:
+    x = np.random.default_rng(0).standard_normal((n, 3, 32, 32)).astype(np.float32) * 0.3
+    x[::2, channel] += 1.0
+    x[1::2, channel] -= 1.0
+    return x
+
+
+def _repair(module: torch.nn.Module, calibration: np.ndarray) -> dict[str, Any]:
+    ctx = ExportContext(module=module.eval(), input_spec=InputSpec(shape=(1, 3, 32, 32)),
+                        calibration=calibration, int8_target=TARGET)  # fmt: skip
+    static_int8(ctx)
+    record: dict[str, Any] = ctx.cache["repair:tflite_int8"]
+    return record
+
+
+def test_percentile_ranges_fix_an_outlier_stretched_range() -> None:
+    x = _groups(65, 0)
+    x[64, :, 10, 10] = 1000.0  # one pixel of one calibration image (outside the 64-image check set)
+    module = PooledNet()
+    with torch.no_grad():
+        module.fc.bias -= float(np.median(module(torch.from_numpy(x[:64])).numpy()))
+    record = _repair(module, x)
+    steps = [(a["step"], a["flips"], a["passed"]) for a in record["attempts"]]
+    assert steps[0][0] == "min/max ranges" and steps[0][1] > 10 and not steps[0][2]  # min/max: broken
+    assert record["chosen"] == "percentile 99.99 ranges" and record["passed"]
+    assert record["attempts"][1]["flips"] == 0 and record["attempts"][1]["sqnr_db"] > 30
+
+
+def test_float_fallback_fixes_what_no_range_can() -> None:
+    record = _repair(SharedChannelNet(), _groups(64, 1))
+    by_step = {a["step"]: a for a in record["attempts"]}
+    assert all(
+        by_step[s]["flips"] > 10
+        for s in ("min/max ranges", "percentile 99.99 ranges", "percentile 99.9 ranges")
+    )
+    assert record["chosen"] == "float fallback of 1 op" and record["passed"]
+    assert record["offenders"][0]["layer"] == "conv" and record["offenders"][0]["op"] == "CONV_2D"
+
+
+def test_a_model_that_quantizes_well_is_left_alone() -> None:
+    from tests.models import build_tiny
+
+    x = np.random.default_rng(1).standard_normal((16, 3, 32, 32)).astype(np.float32)
+    record = _repair(build_tiny(), x)
+    assert [a["step"] for a in record["attempts"]] == ["min/max ranges"] and record["passed"]
+    assert record["offenders"] == []
+
+
+def test_search_stops_at_the_first_pass_and_otherwise_returns_the_best() -> None:
+    built: list[str] = []
+
+    def step(name: str) -> Any:
+        return lambda: (built.append(name), name.encode())[1]
+
+    scores = {
+        b"a": (5, 64, 10.0, False),
+        b"b": (1, 64, 20.0, False),
+        b"c": (0, 64, 30.0, True),
+        b"d": (0, 64, 40.0, True),
+    }
+    model, attempts = search([(n, step(n)) for n in "abcd"], scores.__getitem__)
+    assert model == b"c" and built == ["a", "b", "c"] and attempts[-1].passed
+    model, attempts = search([(n, step(n)) for n in "ab"], scores.__getitem__)
+    assert model == b"b" and not any(a.passed for a in attempts)
+
+
+def test_localise_names_the_op_that_loses_the_signal() -> None:
+    from edgekit.exporters import aeq
+
+    module = SharedChannelNet().eval()
+    x = _groups(16, 1)
+    ctx = ExportContext(module=module, input_spec=InputSpec(shape=(1, 3, 32, 32)), calibration=x)
+    base = float_tflite(ctx)
+    quant = aeq.quantize(base, aeq.static_int8_recipe(), ctx.calibration_batches())
+    rows = localise(base, quant, x[:4])
+    assert rows and rows[0]["layer"] == "conv" and all(r["sqnr_db"] < 200 for r in rows)
+
+
+def _onnx_repair(module: torch.nn.Module, x: np.ndarray) -> dict[str, Any]:
+    from edgekit.exporters import get_variant
+
+    ctx = ExportContext(module=module.eval(), input_spec=InputSpec(shape=(1, 3, 32, 32)), calibration=x,
+                        int8_target=TARGET)  # fmt: skip
+    get_variant("onnx_int8").build(ctx)
+    record: dict[str, Any] = ctx.cache["repair:onnx_int8"]
+    return record
+
+
+@pytest.mark.slow
+def test_onnx_percentile_calibration_fixes_the_outlier_range() -> None:
+    x = _groups(65, 0)
+    x[64, :, 10, 10] = 1000.0
+    module = PooledNet()
+    with torch.no_grad():
+        module.fc.bias -= float(np.median(module(torch.from_numpy(x[:64])).numpy()))
+    record = _onnx_repair(module, x)
+    assert record["attempts"][0]["step"] == "MinMax calibration" and record["attempts"][0]["flips"] > 10
+    assert record["chosen"] == "Percentile calibration" and record["passed"]
+
+
+@pytest.mark.slow
+def test_onnx_excluding_the_node_localisation_names_fixes_it() -> None:
+    record = _onnx_repair(SharedChannelNet(), _groups(64, 1))
+    assert record["chosen"] == "float fallback of 1 node" and record["passed"]
+    assert record["offenders"][0]["op"] == "Conv"
+
+
+def test_the_summary_says_what_was_done_or_which_ops_must_stay_float() -> None:
+    from edgekit.cli.export_cmd import repair_line
+
+    record = _repair(SharedChannelNet(), _groups(64, 1))
+    line = repair_line("tflite_int8", record)
+    assert line is not None and "INT8 repaired by float fallback of 1 op" in line and "0/64 flips" in line
+    assert "conv (CONV_2D" in line
+    failed = {**record, "passed": False, "chosen": "min/max ranges"}
+    line = repair_line("tflite_int8", failed)
+    assert line is not None and "should stay float: conv (CONV_2D" in line
+    ok = {
+        "attempts": [{"step": "min/max ranges", "flips": 0, "samples": 64, "sqnr_db": 40.0, "passed": True}]
+    }
+    assert repair_line("tflite_int8", ok) is None  # nothing to say when plain INT8 holds
