@@ -7,7 +7,6 @@ A reader refuses a manifest of another schema version with the fix.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -111,19 +110,7 @@ class Manifest:
     def preprocess_spec(self) -> Preprocess:
         """The recorded preprocessing as a spec (what calibration, eval and the phone feed)."""
         try:
-            p = dict(self.preprocess)
-            pre = Preprocess(**{**p, "mean": tuple(p["mean"]), "std": tuple(p["std"])})
-            numbers = (pre.scale, *pre.mean, *pre.std)
-            if not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers
-            ):
-                raise TypeError("scale, mean and std must be finite numbers")
-            if (
-                not all(isinstance(d, int) and 0 < d <= 8192 for d in (pre.height, pre.width))
-                or pre.color != "RGB"
-            ):
-                raise TypeError("height and width must be integers up to 8192 and color RGB")
-            return pre
+            return Preprocess.from_dict(self.preprocess)
         except (KeyError, TypeError, ValueError, UsageError) as exc:
             raise FileFormatError(
                 f"the manifest's 'preprocess' is not valid ({exc}); re-run 'edgekit export'"

@@ -25,7 +25,6 @@ from edgekit.errors import FileFormatError, ModelLoadError, UsageError
 #: The archive member (under ``<archive>/extra/``) that holds the preprocessing.
 PREPROCESS_FILE = "edgekit_preprocess.json"
 PREPROCESS_SCHEMA = "edgekit.preprocess"
-_KEYS = ("height", "width", "resize", "color", "scale", "mean", "std")
 
 
 def preprocess_json(
@@ -61,19 +60,7 @@ def parse_preprocess(text: str, where: str) -> dict[str, Any]:
         d = json.loads(text)
         if not isinstance(d, dict) or d.get("schema") != PREPROCESS_SCHEMA or d.get("schema_version") != 1:
             raise ValueError("not an edgekit preprocessing record")
-        fields = {k: d[k] for k in _KEYS}
-        fields["mean"], fields["std"] = tuple(fields["mean"]), tuple(fields["std"])
-        pre = Preprocess(**fields)
-        numbers = (pre.scale, *pre.mean, *pre.std)
-        if not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers
-        ):
-            raise ValueError("scale, mean and std must be finite numbers")
-        if (
-            not all(isinstance(n, int) and 0 < n <= 8192 for n in (pre.height, pre.width))
-            or pre.color != "RGB"
-        ):
-            raise ValueError("height and width must be integers up to 8192, color RGB")
+        pre = Preprocess.from_dict(d)
     except (ValueError, KeyError, TypeError, UsageError) as exc:
         raise FileFormatError(
             f"{where}: the stored preprocessing is not valid ({exc}); re-save the model"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -50,6 +51,31 @@ class Preprocess:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for the manifest."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Preprocess:
+        """Rebuild from data read back from a file, checking every field's type and range.
+
+        Raises UsageError naming the problem (callers add which file it came from).
+        """
+        try:
+            fields = {
+                k: d[k] for k in ("height", "width", "resize", "color", "scale", "mean", "std") if k in d
+            }
+            pre = cls(**{**fields, "mean": tuple(d["mean"]), "std": tuple(d["std"])})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"not a preprocessing record ({exc})") from None
+        numbers = (pre.scale, *pre.mean, *pre.std)
+        if not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers
+        ):
+            raise UsageError("scale, mean and std must be finite numbers")
+        if (
+            not all(isinstance(n, int) and 0 < n <= 8192 for n in (pre.height, pre.width))
+            or pre.color != "RGB"
+        ):
+            raise UsageError("height and width must be integers up to 8192, color RGB")
+        return pre
 
 
 @dataclass(frozen=True)

@@ -169,3 +169,19 @@ def test_flip_statistics_separate_near_threshold_flips() -> None:
 def test_devices_takes_device_emulator_as_bench_does() -> None:
     result = CliRunner().invoke(app, ["devices", "--device", "emulator"])
     assert result.exit_code == 0 and "Pixel 9" in result.output
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"schema": "edgekit.preprocess", "schema_version": 1}',
+                                  '{"schema": "edgekit.preprocess", "schema_version": 1, "height": 1e9, "width": 8, '
+                                  '"resize": "bilinear", "color": "RGB", "scale": 0.1, "mean": [0], "std": [1]}'])  # fmt: skip
+def test_a_tampered_preprocessing_record_is_one_line(text: str, tmp_path: Path) -> None:
+    import torch
+
+    from edgekit.modelmeta import PREPROCESS_FILE
+    from tests.models import build_tiny
+
+    path = tmp_path / "m.pt2"
+    ep = torch.export.export(build_tiny(), (torch.zeros(1, 3, 32, 32),))
+    torch.export.save(ep, str(path), extra_files={PREPROCESS_FILE: text})
+    code, out = _export(str(path), "-o", str(tmp_path / "o"))
+    assert code == 2 and "stored preprocessing is not valid" in out and "Traceback" not in out
