@@ -6,7 +6,6 @@ and AUC per video; positive class = fake (label 1), score = P(fake).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -141,10 +140,3 @@ def verdict(
     if frame["auc"] is None and frame["accuracy"] is None:
         return "n/a", broke
     return ("Degraded" if broke else "Stable"), broke
-
-
-def status(diff: float | None, tolerance: float) -> str:
-    """Stable when the AUC moved by no more than ``tolerance`` from the baseline."""
-    if diff is None or math.isnan(diff):
-        return "n/a"
-    return "Stable" if abs(diff) <= tolerance + 1e-12 else "Degraded"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import UsageError
-from edgekit.evaluation.metrics import aggregate_videos, binary_metrics, eer, status, tpr_at_fpr
+from edgekit.evaluation.metrics import Budget, aggregate_videos, binary_metrics, eer, tpr_at_fpr, verdict
 
 
 def test_confusion_and_rates_by_hand() -> None:
@@ -66,6 +66,10 @@ def test_video_aggregation() -> None:
 
 
 def test_status() -> None:
-    assert (
-        status(-0.005, 0.01) == "Stable" and status(-0.02, 0.01) == "Degraded" and status(None, 0.01) == "n/a"
-    )
+    def entry(auc: float | None) -> dict[str, object]:
+        return {"frame": {"auc": auc, "accuracy": None, "f1": None}, "flips_vs_baseline": 0}
+
+    base, budget = entry(0.95), Budget(auc=0.01)
+    assert verdict(entry(0.945), base, 100, budget)[0] == "Stable"
+    assert verdict(entry(0.93), base, 100, budget)[0] == "Degraded"
+    assert verdict(entry(None), base, 100, budget)[0] == "n/a"
