@@ -210,6 +210,29 @@ class Phone:
 
     def push(self, data: bytes, remote: str) -> None:
         """Push ``data`` under DEVICE_ROOT and verify size and sha256 on the device."""
+        self.push_all([(data, remote)])
+
+    def push_all(self, files: list[tuple[bytes, str]], batch: int = 64) -> None:
+        """Push every ``(data, remote)`` under DEVICE_ROOT, checking each size, then verify the
+        sha256 of ``batch`` files per ``sha256sum`` call (one shell round trip, not one per file:
+        the 256 pinned parity inputs of an export are 256 files)."""
+        for data, remote in files:
+            self._push_one(data, remote)
+        for start in range(0, len(files), batch):
+            chunk = files[start : start + batch]
+            out = self.shell(["sha256sum", *(remote for _, remote in chunk)])
+            digests = {}
+            for line in out.stdout.splitlines():
+                parts = line.split(maxsplit=1)
+                if len(parts) == 2:
+                    digests[parts[1].strip()] = parts[0]
+            for data, remote in chunk:
+                if digests.get(remote) != hashlib.sha256(data).hexdigest():
+                    raise TransferError(
+                        f"{self.serial}: {remote} does not match its sha256 after push; check the cable/storage"
+                    )
+
+    def _push_one(self, data: bytes, remote: str) -> None:
         if not posixpath.normpath(remote).startswith(DEVICE_ROOT + "/"):
             raise TransferError(f"refusing to push outside {DEVICE_ROOT}: {remote}")
         try:
@@ -226,12 +249,6 @@ class Phone:
             ) from exc
         if size != len(data):
             raise TransferError(f"{self.serial}: {remote} has {size} bytes after push, expected {len(data)}")
-        out = self.shell(["sha256sum", remote])
-        digest = out.stdout.split()[0] if out.stdout.split() else ""
-        if digest != hashlib.sha256(data).hexdigest():
-            raise TransferError(
-                f"{self.serial}: {remote} does not match its sha256 after push; check the cable/storage"
-            )
 
     def pull(self, remote: str) -> bytes:
         """The bytes of a device file."""

@@ -296,10 +296,11 @@ def run_cell(
     phone.shell(["rm", "-rf", run_dir, result_dir])
     phone.shell(["mkdir", "-p", run_dir])
     try:
-        phone.push(data, f"{run_dir}/model.tflite")
-        for t, x in zip(inputs, model.parity_inputs, strict=True):
-            phone.push(encode_tensor(runner.quantize_input(x[None]), dtype), f"{run_dir}/{t.file}")
-        phone.push(config.to_json().encode(), f"{run_dir}/config.json")
+        pushes = [(data, f"{run_dir}/model.tflite")]
+        pushes += [(encode_tensor(runner.quantize_input(x[None]), dtype), f"{run_dir}/{t.file}")
+                   for t, x in zip(inputs, model.parity_inputs, strict=True)]  # fmt: skip
+        pushes.append((config.to_json().encode(), f"{run_dir}/config.json"))
+        phone.push_all(pushes)
         try:
             result_path = _instrument(phone, run_dir, run_id, spec.timeout)
         except (DeviceTimeoutError, AppCrashError):
