@@ -255,3 +255,14 @@ def test_markup_in_a_path_is_printed_not_parsed(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["export", str(path), "-o", str(tmp_path / "o")])
     _one_clean_line(result)
     assert "[/x]" in result.output and "[bold]model.pt2" in result.output
+
+
+def test_insights_and_sizes_speak_of_the_variants_not_the_baseline(eval_dir: Path, tmp_path: Path) -> None:
+    folder = _copy(eval_dir, tmp_path, lambda f: None)
+    assert CliRunner().invoke(app, ["report", str(folder)]).exit_code == 0
+    md = (folder / "report.md").read_text()
+    assert "Largest drop: pytorch_fp32" not in md and "| pytorch_fp32 | pytorch | fp32 |" in md
+    assert "| Reference |" in md  # the baseline is the reference, not "Stable"
+    assert "x smaller than FP32" in md and "| tflite_fp32 | tflite | fp32 |" in md
+    row = next(ln for ln in md.splitlines() if ln.startswith("| tflite_fp32 | tflite"))
+    assert "| 1.00x |" in row  # sizes against the FP32 TFLite file, as in the export table

@@ -39,6 +39,7 @@ def test_the_sample_carries_its_preprocessing_and_export_uses_it(sample: Path, t
     m = json.loads((tmp_path / "manifest.json").read_text())
     assert m["preprocess_source"] == "model" and m["preprocess"]["mean"] == [0.5] * 3
     assert m["reference"]["warnings"] == [] and "from the model file" in out
+    assert Path(m["calibration"]["dir"]).is_absolute() and Path(m["source"]["path"]).is_absolute()
 
 
 def test_a_wrong_normalisation_warns_and_strict_fails(sample: Path, tmp_path: Path) -> None:
