@@ -127,6 +127,14 @@ def compare(
     reasons: list[str] = []
     if not np.all(np.isfinite(cand)):
         reasons.append("non-finite outputs")
+    elif (
+        n >= 2
+        and float(np.ptp(cand, axis=0).max(initial=0.0)) == 0.0
+        and float(np.ptp(ref, axis=0).max(initial=0.0)) > 1e-6
+    ):
+        # e.g. an INT8 output whose quantization range collapsed: every input gives the same answer
+        shown = np.array2string(cand[0], precision=4, separator=", ", threshold=8)
+        reasons.append(f"output collapsed: {shown} for all {n} inputs while the reference varies")
     if tolerance.max_score_diff is not None and float(sdiff.max(initial=0.0)) > tolerance.max_score_diff:
         reasons.append(f"max score diff {float(sdiff.max()):.3g} > {tolerance.max_score_diff:g}")
     if flip_rate > tolerance.max_flip_rate:

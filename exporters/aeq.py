@@ -179,17 +179,11 @@ def fp16_weights(base: bytes) -> bytes:
     return bytes(result.quantized_model)
 
 
-def percentile_qsvs(
-    base: bytes, qsvs: dict[str, Any], batches: Sequence[np.ndarray], percentile: float
-) -> dict[str, Any]:
-    """``qsvs`` with every activation range narrowed to the ``percentile``-th percentile of its
-    values on ``batches`` (graph outputs keep min/max: extreme scores matter). The graph
-    input is narrowed too: layout ops after it (TRANSPOSE) must share its quantization.
-
-    Min/max lets one rare outlier stretch a tensor's range so that the common values get a
-    handful of INT8 levels; clipping the top 0.01-0.1% is the usual cure (Nagel et al. 2021,
-    "A White Paper on Neural Network Quantization", section 3.5).
-    """
+def activation_samples(
+    base: bytes, qsvs: dict[str, Any], batches: Sequence[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """A bounded sample (at most 8192 values per image) of every calibrated activation of
+    ``base`` on ``batches``; graph outputs are left out (they keep min/max: extreme scores matter)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     with captured_output():
@@ -213,16 +207,74 @@ def percentile_qsvs(
             if values.size > 8192:  # a bounded sample per image keeps memory flat on big models
                 values = rng.choice(values, 8192, replace=False)
             samples[name].append(values)
+    return {n: (np.concatenate(v) if v else np.zeros(1, np.float32)) for n, v in samples.items()}
+
+
+def narrowed_qsvs(
+    qsvs: dict[str, Any], samples: dict[str, np.ndarray], percentile: float | None
+) -> dict[str, Any]:
+    """``qsvs`` with every sampled activation range narrowed: to the ``percentile``-th percentile
+    of its values, or (``percentile=None``) to the range among a few percentiles that gives the
+    least 8-bit quantization error (rounding plus clipping) on its values
+    (:func:`edgekit.exporters.repair.activation_range`).
+
+    Min/max lets one rare outlier stretch a tensor's range so that the common values get a
+    handful of INT8 levels; clipping the top 0.01-0.1% is the usual cure, and the MSE choice
+    makes it per tensor (Nagel et al. 2021, "A White Paper on Neural Network Quantization",
+    section 3.5). The graph input is narrowed too: layout ops after it (TRANSPOSE) must share
+    its quantization.
+    """
+    from edgekit.exporters.repair import activation_range
+
     out = dict(qsvs)
-    for name in wanted:
-        values = np.concatenate(samples[name]) if samples[name] else np.zeros(1, np.float32)
-        lo, hi = np.percentile(values, [100.0 - percentile, percentile])
+    for name, values in samples.items():
+        lo, hi = activation_range(values, percentile)
         old = qsvs[name]
-        new_min = np.maximum(np.asarray(old["min"], np.float32), np.float32(min(lo, 0.0)))
-        new_max = np.minimum(np.asarray(old["max"], np.float32), np.float32(max(hi, 0.0)))
+        new_min = np.maximum(np.asarray(old["min"], np.float32), np.float32(lo))
+        new_max = np.minimum(np.asarray(old["max"], np.float32), np.float32(hi))
         out[name] = {
             **old,
             "min": new_min.reshape(np.shape(old["min"])),
             "max": new_max.reshape(np.shape(old["max"])),
         }
+    return out
+
+
+def percentile_qsvs(
+    base: bytes, qsvs: dict[str, Any], batches: Sequence[np.ndarray], percentile: float
+) -> dict[str, Any]:
+    """``qsvs`` with every activation range narrowed to the ``percentile``-th percentile of its
+    values on ``batches`` (see :func:`narrowed_qsvs`)."""
+    return narrowed_qsvs(qsvs, activation_samples(base, qsvs, batches), percentile)
+
+
+def _activations_in_order(model: bytes) -> list[str] | None:
+    """Names of the graph input(s) and every op output, in execution order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with captured_output():
+        interp = Interpreter(model_content=model)
+    names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
+    order = [names[d["index"]] for d in interp.get_input_details()]
+    for op in interp._get_ops_details():
+        order += [names[int(i)] for i in op["outputs"] if int(i) in names]
+    return order
+
+
+def transplant_ranges(
+    src_qsvs: dict[str, Any], src: bytes, dst_qsvs: dict[str, Any], dst: bytes
+) -> dict[str, Any]:
+    """``dst_qsvs`` with every activation range replaced by ``src``'s range of the same tensor.
+
+    For two conversions of one graph whose weights differ (a bias-corrected copy): the tensor
+    names of the two files need not agree (the converter numbers constants), so tensors are
+    paired by their position among op outputs. Raises ExportError if the graphs differ.
+    """
+    a, b = _activations_in_order(src), _activations_in_order(dst)
+    if a is None or b is None or len(a) != len(b):
+        raise ExportError("the corrected model's graph differs from the original's; cannot reuse its ranges")
+    out = dict(dst_qsvs)
+    for s_name, d_name in zip(a, b, strict=True):
+        if s_name in src_qsvs and d_name in out:
+            out[d_name] = src_qsvs[s_name]
     return out

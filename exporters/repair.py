@@ -21,6 +21,7 @@ import numpy as np
 
 from edgekit._capture import captured_output
 from edgekit.parity import sqnr_db
+from edgekit.spec import Tolerance
 
 #: the ops whose INT8 error localisation ranks (the ones that carry weights)
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -115,25 +116,84 @@ class Attempt:
 
 
 def search(
-    steps: Iterable[tuple[str, Callable[[], bytes]]], measure: Callable[[bytes], tuple[int, int, float, bool]]
-) -> tuple[bytes, list[Attempt]]:
+    steps: Iterable[tuple[str, Callable[[], bytes]]],
+    measure: Callable[[bytes], tuple[int, int, float, bool]],
+    skip: Callable[[str], str | None] | None = None,
+) -> tuple[bytes, list[Attempt], list[dict[str, str]]]:
     """Build and measure each step in order; stop at the first that passes.
 
-    ``measure(model) -> (flips, samples, sqnr_db, passed)``. When none passes, the best
-    attempt (fewest flips, then highest SQNR) is returned with every attempt listed.
+    ``measure(model) -> (flips, samples, sqnr_db, passed)``; ``skip(step)`` may name why a
+    step cannot help (it is then listed with the reason and not built). When none passes,
+    the best attempt (fewest flips, then highest SQNR) is returned with every attempt listed.
     """
     attempts: list[Attempt] = []
     built: list[bytes] = []
+    skipped: list[dict[str, str]] = []
     for name, build in steps:
+        reason = skip(name) if skip else None
+        if reason:
+            skipped.append({"step": name, "why": reason})
+            continue
         start = time.perf_counter()
         model = build()
         flips, samples, sqnr, passed = measure(model)
         attempts.append(Attempt(name, flips, samples, sqnr, passed, time.perf_counter() - start))
         built.append(model)
         if passed:
-            return model, attempts
+            return model, attempts, skipped
     best = min(range(len(attempts)), key=lambda i: (attempts[i].flips, -attempts[i].sqnr_db))
-    return built[best], attempts
+    return built[best], attempts, skipped
+
+
+#: a layer whose INT8 weights alone keep the output above this SQNR is not worth keeping float
+FALLBACK_BELOW_DB = 40.0
+
+
+def record(
+    attempts: list[Attempt],
+    skipped: list[dict[str, str]],
+    aim: Tolerance,
+    samples: int,
+    changes: dict[str, dict[str, Any]],
+    offenders: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The manifest's ``repair`` entry: every attempt, the step chosen, what was skipped and why,
+    what the chosen step changed (``changes`` holds each step's), and (when plain INT8 missed
+    the aim) the layers whose INT8 weights hurt most."""
+    chosen = next((a for a in attempts if a.passed), None)
+    best = chosen or min(attempts, key=lambda a: (a.flips, -a.sqnr_db))
+    return {
+        "check_set": f"{samples} calibration images",
+        "aim": aim.to_dict(),
+        "attempts": [a.to_dict() for a in attempts],
+        "skipped": skipped,
+        "chosen": best.step,
+        "passed": chosen is not None,
+        "changes": changes.get(best.step),
+        "offenders": offenders[:4],
+    }
+
+
+def fallback_name(k: int) -> str:
+    """The repair step that keeps ``k`` layer sites float."""
+    return f"float fallback of {k} layer site{'s' * (k > 1)}"
+
+
+def fallback_skip(step: str, sites: list[Site]) -> str | None:
+    """Why a "float fallback of K layer sites" step cannot help, or None: no layer's INT8
+    weights hurt enough, or no more such sites than the step before already kept."""
+    fewer = {1: 0, 2: 1, 4: 2, 8: 4}[int(step.split()[3])]
+    weak = [s for s in sites if s.sqnr_db < FALLBACK_BELOW_DB]
+    if not weak:
+        return f"no layer's INT8 weights alone take the output below {FALLBACK_BELOW_DB:.0f} dB"
+    if len(weak) <= fewer:
+        return f"only {len(weak)} layer site(s) below {FALLBACK_BELOW_DB:.0f} dB, all tried"
+    return None
+
+
+def weak_sites(sites: list[Site], k: int) -> list[Site]:
+    """The first ``k`` sites whose INT8 weights cost the output more than :data:`FALLBACK_BELOW_DB`."""
+    return [s for s in sites if s.sqnr_db < FALLBACK_BELOW_DB][:k]
 
 
 def localise(
@@ -152,7 +212,14 @@ def localise(
     names = [tensor for _, tensor in ops]
     quant_out, ref_out = quant.tensors(inputs, names), ref.tensors(inputs, names)
     rows: list[dict[str, Any]] = []
+    # the first weight op is charged from what the INT8 input already lost, not from 200 dB
     previous = 200.0
+    first_quantize = next((t for kind, t in quant.ops() if kind == "QUANTIZE"), None)
+    if first_quantize is not None:
+        scale, zero = quant.by_name[first_quantize]["quantization"]
+        if scale:  # the input rounded as that QUANTIZE op rounds it (layout ops do not matter)
+            rounded = (np.clip(np.round(inputs / scale) + zero, -128, 127) - zero) * scale
+            previous = min(sqnr_db(inputs, rounded), 200.0)
     for kind, tensor in ops:
         q, f = quant_out.get(tensor), ref_out.get(tensor)
         if q is None or f is None or q.shape != f.shape:
@@ -162,3 +229,119 @@ def localise(
                      "loss_db": round(max(previous - sqnr, 0.0), 2)})  # fmt: skip
         previous = sqnr
     return sorted(rows, key=lambda r: -r["loss_db"])[:top]
+
+
+@dataclass(frozen=True)
+class Site:
+    """A layer whose INT8 weights hurt the output, and the layer that feeds it.
+
+    Keeping a layer float is not enough when its gain amplifies the rounding of its INT8
+    input, so a fallback keeps its producer float too (the tensor between stays float).
+    """
+
+    layer: str  #: module path, e.g. ``body.features.2.conv.0``
+    kind: str  #: ``conv`` or ``linear``
+    sqnr_db: float  #: model output SQNR with only this layer's weights at INT8
+    producer: str | None  #: the layer whose output this one reads, if a single one does
+
+    def layers(self) -> list[str]:
+        """The layers this site keeps float."""
+        return [self.layer] + ([self.producer] if self.producer else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's offender row."""
+        op = "Conv2d" if self.kind == "conv" else "Linear"
+        return {"op": op, "layer": self.layer, "sqnr_db": round(min(self.sqnr_db, 200.0), 2),
+                "producer": self.producer}  # fmt: skip
+
+
+def weight_sensitivity(module: Any, x: np.ndarray, top: int = 8) -> tuple[list[Site], list[str]]:
+    """The ``top`` layers whose per-channel INT8 weights alone lose the most output SQNR, and every
+    conv/linear layer's module path in graph order.
+
+    Each conv/linear layer's weights (BatchNorm folded in, symmetric per output channel, as
+    LiteRT and onnxruntime quantize them) are rounded alone in a copy of the PyTorch graph
+    and the output compared with the float one on ``x``: one forward pass per layer and
+    sample, no conversion. A layer that is fine alone but amplifies its input's rounding is
+    covered by its site's producer.
+    """
+    import copy
+
+    import torch
+
+    from edgekit.compress.equalize import find_units, folded_weight, int8_rounding_error, param, producer_of
+
+    gm = module if hasattr(module, "graph") else None
+    if gm is None:
+        with torch.inference_mode(False):
+            gm = torch.export.export(module.eval(), (torch.from_numpy(x[:1]),), strict=False).module()
+    units = find_units(gm)
+
+    def run(g: Any) -> np.ndarray:
+        with torch.inference_mode():
+            outs = [g(torch.from_numpy(np.ascontiguousarray(x[i : i + 1]))) for i in range(len(x))]
+        return np.concatenate(
+            [(o[0] if isinstance(o, (tuple, list)) else o).reshape(1, -1).numpy() for o in outs]
+        )
+
+    ref = run(gm)
+    sites: list[Site] = []
+    for unit in units.values():
+        g = copy.deepcopy(gm)
+        w = param(g, unit.weight)
+        folded, gain = folded_weight(g, unit)
+        with torch.no_grad():
+            w.add_(int8_rounding_error(folded) / gain.reshape(-1, *([1] * (w.dim() - 1))))
+        sqnr = min(sqnr_db(ref, run(g)), 200.0)
+        producer = producer_of(gm, units, unit)
+        sites.append(Site(unit.weight.removesuffix(".weight"), "linear" if w.dim() == 2 else "conv", sqnr,
+                          producer.weight.removesuffix(".weight") if producer else None))  # fmt: skip
+    order = [site.layer for site in sites]
+    return sorted(sites, key=lambda s: s.sqnr_db)[:top], order
+
+
+#: percentiles the MSE search tries per tensor (100 = the sample's own min/max)
+MSE_PERCENTILES = (100.0, 99.999, 99.99, 99.95, 99.9, 99.5, 99.0)
+
+
+def _quant_mse(values: np.ndarray, lo: float, hi: float) -> float:
+    scale = max(hi - lo, 1e-12) / 255.0
+    q = np.clip(np.round((values - lo) / scale), 0, 255) * scale + lo
+    return float(np.mean((q - values) ** 2))
+
+
+def activation_range(values: np.ndarray, percentile: float | None = None) -> tuple[float, float]:
+    """An 8-bit activation range for a tensor's sampled ``values`` (always containing 0): the
+    ``percentile``-th percentile at each end, or (``None``) whichever of :data:`MSE_PERCENTILES`
+    gives the least quantization error, rounding plus clipping, on the values themselves."""
+    best: tuple[float, float, float] | None = None
+    for p in MSE_PERCENTILES if percentile is None else (percentile,):
+        lo, hi = np.percentile(values, [100.0 - p, p])
+        lo, hi = float(min(lo, 0.0)), float(max(hi, 0.0))
+        err = _quant_mse(values, lo, hi) if percentile is None else 0.0
+        if best is None or err < best[0]:
+            best = (err, lo, hi)
+    assert best is not None
+    return best[1], best[2]
+
+
+def repair_aim(tolerance: Tolerance) -> Tolerance:
+    """What the repair search aims for: no flips on the check set and at least 25 dB (or the
+    tolerance's own SQNR if higher), so the chosen model passes the unseen parity set with margin."""
+    return Tolerance(max_flip_rate=0.0, min_sqnr_db=max(tolerance.min_sqnr_db or 0.0, 25.0))
+
+
+def layer_tensors(model: bytes, order: list[str]) -> dict[str, str]:
+    """PyTorch layer path -> output tensor of its weight op in a TFLite model.
+
+    By the module path litert-torch keeps in tensor names; a layer it dropped (the graph's
+    output op is renamed) is matched by position when both graphs have the same number of
+    weight ops, else left out.
+    """
+    ops = [t for kind, t in TensorProbe(model).ops() if kind in WEIGHT_OPS]
+    found = {readable_name(t): t for t in ops}
+    mapping = {layer: found[layer] for layer in order if layer in found}
+    if len(ops) == len(order):
+        for layer, tensor in zip(order, ops, strict=True):
+            mapping.setdefault(layer, tensor)
+    return mapping

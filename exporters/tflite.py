@@ -55,14 +55,14 @@ def float_tflite(ctx: ExportContext) -> bytes:
     return ctx.once("tflite_float", lambda: _convert(ctx))
 
 
-def _convert(ctx: ExportContext) -> bytes:
+def _convert(ctx: ExportContext, module: Any = None) -> bytes:
     import torch
 
     with captured_output():  # its import prints optional-kernel load failures
         import litert_torch
 
     sample = ctx.sample_input()
-    module = ctx.module
+    module = ctx.module if module is None else module
     if ctx.input_spec.layout is Layout.NHWC:
         module = litert_torch.to_channel_last_io(module, args=[0])
         sample = sample.permute(0, 2, 3, 1).contiguous()
@@ -112,8 +112,23 @@ def static_int8(ctx: ExportContext, float_io: bool = True, label: str = "tflite_
     return _repaired_int8(ctx, float_io, label)
 
 
+def step_name(cle: bool) -> str:
+    """The repair step that bias-corrects (after equalizing, with ``cle``) the PyTorch graph."""
+    return "cross-layer equalization + bias correction" if cle else "bias correction"
+
+
 def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
-    from edgekit.exporters.repair import localise, search
+    from edgekit.exporters.repair import (
+        fallback_name,
+        fallback_skip,
+        layer_tensors,
+        localise,
+        record,
+        repair_aim,
+        search,
+        weak_sites,
+        weight_sensitivity,
+    )
     from edgekit.parity import compare
     from edgekit.runners.base import run_batch
     from edgekit.runners.litert import LiteRTRunner
@@ -125,52 +140,98 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     x, ref = ctx.check_set()
     x_run = x if ctx.input_spec.layout is Layout.NCHW else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     assert ctx.int8_target is not None
-    target = ctx.int8_target
-    state: dict[str, Any] = {"qsvs": minmax, "offenders": [], "scored": []}
+    aim = repair_aim(ctx.int8_target)
+    # "pending": the ranges a range step just used, kept with how they measured for later steps;
+    # "changes": what each step changed in the model, for the manifest entry of the chosen one
+    state: dict[str, Any] = {"pending": None, "sites": None, "ranges": [], "changes": {}, "localised": None}
 
     def measure(model: bytes) -> tuple[int, int, float, bool]:
-        outputs = run_batch(LiteRTRunner(model), x_run)
-        r = compare(ref, outputs, ctx.output, target, ctx.threshold)
-        state["scored"].append((r.flips, -r.sqnr_db, state["qsvs"]))
+        r = compare(ref, run_batch(LiteRTRunner(model), x_run), ctx.output, aim, ctx.threshold)
+        if state["pending"] is not None:
+            state["ranges"].append((r.sqnr_db, state["pending"]))
+            state["pending"] = None
         return r.flips, r.samples, r.sqnr_db, r.passed
 
-    def ranges(percentile: float) -> Callable[[], bytes]:
+    def best_ranges() -> Any:
+        return max(state["ranges"], key=lambda s: s[0])[1]
+
+    def samples() -> dict[str, np.ndarray]:
+        if "samples" not in state:
+            state["samples"] = aeq.activation_samples(base, minmax, batches[:64])
+        return state["samples"]  # type: ignore[no-any-return]
+
+    def ranges(percentile: float | None) -> Callable[[], bytes]:
         def build() -> bytes:
-            state["qsvs"] = aeq.percentile_qsvs(base, minmax, batches[:64], percentile)
-            return aeq.quantize(base, recipe, qsvs=state["qsvs"])
+            state["pending"] = aeq.narrowed_qsvs(minmax, samples(), percentile)
+            return aeq.quantize(base, recipe, qsvs=state["pending"])
 
         return build
 
     def plain() -> bytes:
-        model = aeq.quantize(base, recipe, qsvs=minmax)
-        state["plain"] = model
-        return model
+        state["pending"] = minmax
+        state["plain"] = aeq.quantize(base, recipe, qsvs=minmax)
+        return state["plain"]  # type: ignore[no-any-return]
+
+    def corrected(cle: bool) -> Callable[[], bytes]:
+        def build() -> bytes:
+            from edgekit.compress.equalize import equalize
+
+            module, ranges_of = ctx.module, (base, best_ranges())
+            changes: dict[str, Any] = {}
+            if cle:
+                module, report = equalize(module, ctx.sample_input(), bias_correction=False)
+                changes["equalized_pairs"] = len(report.pairs)
+                # equalization moves activation ranges: calibrate the equalized float model
+                equalized_base = _convert(ctx, module)
+                ranges_of = (equalized_base, aeq.calibrate(equalized_base, recipe, batches, ctx.num_threads))
+            module, report = equalize(module, ctx.sample_input(), ctx.calibration_batches()[:64], cle=False)
+            changes.update(bias_corrected=len(report.corrected), max_bias_shift=round(report.max_shift, 6))
+            state["changes"][step_name(cle)] = changes
+            corrected_base = _convert(ctx, module)
+            # activation ranges from the uncorrected model: its activations are what the INT8
+            # model computes, while the corrected float model's are shifted by the correction
+            own = aeq.calibrate(corrected_base, recipe, batches[:1], ctx.num_threads)
+            qsvs = aeq.transplant_ranges(ranges_of[1], ranges_of[0], own, corrected_base)
+            return aeq.quantize(corrected_base, recipe, qsvs=qsvs)
+
+        return build
+
+    def sites() -> list[Any]:
+        if state["sites"] is None:
+            state["sites"], state["order"] = weight_sensitivity(ctx.module, x[:16])
+        return state["sites"]  # type: ignore[no-any-return]
 
     def fallback(k: int) -> Callable[[], bytes]:
         def build() -> bytes:
-            if not state["offenders"]:
-                state["offenders"] = localise(base, state["plain"], x_run[:8], top=4)
-            keep = [o["tensor"] for o in state["offenders"][:k]]
-            # on top of the best ranges found so far
-            state["qsvs"] = min(state["scored"], key=lambda s: (s[0], s[1]))[2]
-            return aeq.quantize(base, aeq.mixed_recipe(keep, [], float_io=float_io), qsvs=state["qsvs"])
+            chosen = weak_sites(sites(), k)
+            tensors = layer_tensors(base, state["order"])
+            layers = sorted({layer for site in chosen for layer in site.layers() if layer in tensors})
+            keep = [tensors[layer] for layer in layers]
+            if not keep:  # no layer maps to a TFLite op: rank the TFLite graph's own ops instead
+                if state["localised"] is None:
+                    state["localised"] = localise(base, state["plain"], x_run[:8], top=8)
+                layers = [o["layer"] for o in state["localised"][:k]]
+                keep = [o["tensor"] for o in state["localised"][:k]]
+            state["changes"][fallback_name(k)] = {"float_layers": layers}
+            return aeq.quantize(base, aeq.mixed_recipe(keep, [], float_io=float_io), qsvs=best_ranges())
 
         return build
 
     steps = [("min/max ranges", plain), ("percentile 99.99 ranges", ranges(99.99)),
-             ("percentile 99.9 ranges", ranges(99.9))]  # fmt: skip
-    steps += [(f"float fallback of {k} op{'s' * (k > 1)}", fallback(k)) for k in (1, 2, 4)]
-    model, attempts = search(steps, measure)
-    if not attempts[0].passed and not state["offenders"]:
-        state["offenders"] = localise(base, state["plain"], x_run[:8], top=4)
-    chosen = next((a for a in attempts if a.passed), None)
-    ctx.cache[f"repair:{label}"] = {
-        "check_set": f"{len(x)} calibration images",
-        "attempts": [a.to_dict() for a in attempts],
-        "chosen": (chosen.step if chosen else min(attempts, key=lambda a: (a.flips, -a.sqnr_db)).step),
-        "passed": chosen is not None,
-        "offenders": state["offenders"],
-    }
+             ("MSE-optimal ranges", ranges(None)), (step_name(False), corrected(False)),
+             (step_name(True), corrected(True))]  # fmt: skip
+    steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
+
+    def skip(step: str) -> str | None:
+        from edgekit.compress.equalize import equalizable_pairs
+
+        if step.startswith("cross-layer") and not equalizable_pairs(ctx.module, ctx.sample_input()):
+            return "no conv pair with only ReLU or nothing between"
+        return fallback_skip(step, sites()) if step.startswith("float fallback") else None
+
+    model, attempts, skipped = search(steps, measure, skip)
+    offenders = [] if attempts[0].passed else (state["localised"] or [site.to_dict() for site in sites()])
+    ctx.cache[f"repair:{label}"] = record(attempts, skipped, aim, len(x), state["changes"], offenders)
     return model
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -114,3 +115,37 @@ def build_sparse_net(sparsity: float = 0.0, prune_fc: bool = True, fc: int = 64,
                 k = round(sparsity * w.numel())
                 w.view(-1)[w.abs().flatten().argsort()[:k]] = 0.0
     return model
+
+
+class Offset(torch.nn.Module):
+    """A constant input channel meets conv weights too small for their channel's INT8 scale:
+    rounding drops them and shifts every output by the same amount."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.zero_()
+            self.conv.weight[:, 0, 1, 1] = 20.0  # sets the channel's scale: 20/127
+            self.conv.weight[:, 1] = 0.05  # rounds to 0: loses 0.45 x the constant channel
+            self.conv.weight[:, 2, 1, 1] = 10.0
+            self.fc.weight.fill_(1.0)
+            self.fc.bias.fill_(-1.8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def offset_inputs(n: int, size: int = 32) -> np.ndarray:
+    """channel 0 zero-mean noise, channel 1 the constant 1, channel 2 the +-0.03 class signal."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((n, 3, size, size), np.float32)
+    x[:, 0] = rng.standard_normal((n, size, size)) * 0.02
+    x[:, 1] = 1.0
+    x[:, 2] = (
+        np.where(np.arange(n) % 2 == 0, 0.03, -0.03)[:, None, None]
+        + rng.standard_normal((n, size, size)) * 0.002
+    )
+    return x

