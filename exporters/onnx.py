@@ -4,8 +4,10 @@ INT8 uses unsigned activations and signed per-channel weights (U8S8): on x86 ONN
 Runtime runs signed-activation QDQ about 3x slower. Weights use a 7-bit range
 (``reduce_range``): on x86 CPUs without VNNI, U8S8 kernels saturate their int16
 intermediates; on the bundled detector full-range weights flipped 9 of 64
-decisions (SQNR 6.8 dB) and 7-bit weights none (SQNR 30 dB). MinMax calibration is
-used because Percentile held 12 GB for 128 samples on a 4M-parameter model.
+decisions (SQNR 6.8 dB) and 7-bit weights none (SQNR 30 dB); the INT8 repair search
+tries 8-bit weights where the host does not saturate. MinMax calibration is used because
+onnxruntime's Percentile held 12 GB for 128 samples on a 4M-parameter model; narrower
+ranges come from edgekit's own bounded sample of each tensor, as ``TensorQuantOverrides``.
 """
 
 from __future__ import annotations
@@ -94,19 +96,21 @@ def export_onnx_fp16(ctx: ExportContext) -> bytes:
     flags=("onnx", "int8"),
 )
 def export_onnx_int8(ctx: ExportContext) -> bytes:
-    """INT8 QDQ static (per-channel 7-bit QInt8 weights, QUInt8 activations, MinMax calibration;
-    with a target in the context, Percentile then Entropy calibration, then float Conv/Gemm
-    nodes of the layers whose INT8 weights hurt most, when MinMax misses the repair aim)."""
+    """INT8 QDQ static (per-channel 7-bit QInt8 weights, QUInt8 activations, MinMax calibration);
+    with a target in the context and MinMax missing the repair aim: percentile, then MSE-optimal
+    activation ranges, 8-bit weights, then float Conv/Gemm nodes of the layers whose INT8
+    weights hurt most (see :mod:`edgekit.exporters.repair`)."""
     if ctx.int8_target is None:
-        return _onnx_int8(ctx, "MinMax")
+        return _onnx_int8(ctx)
     from edgekit.exporters.repair import (
+        activation_range,
+        cached_sites,
         fallback_name,
         fallback_skip,
         record,
         repair_aim,
         search,
         weak_sites,
-        weight_sensitivity,
     )
     from edgekit.parity import compare
     from edgekit.runners.base import run_batch
@@ -114,44 +118,49 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
 
     x, ref = ctx.check_set()
     aim = repair_aim(ctx.int8_target)
+    # "config": (activation ranges, reduce_range) of the step being measured; "scored": how each
+    # such configuration measured, so later steps build on the best
     state: dict[str, Any] = {"scored": [], "config": None, "sites": None, "localised": None, "changes": {},
-                             "overrides": None}  # fmt: skip
+                             "ranges": {}}  # fmt: skip
 
     def measure(model: bytes) -> tuple[int, int, float, bool]:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp, "m.onnx")
             path.write_bytes(model)
             r = compare(ref, run_batch(OnnxRuntimeRunner(path), x), ctx.output, aim, ctx.threshold)
-        if state["config"] is not None:  # a calibration step: remember how it measured
+        if state["config"] is not None:
             state["scored"].append((r.sqnr_db, state["config"]))
             state["config"] = None
         return r.flips, r.samples, r.sqnr_db, r.passed
 
-    def calibrated(method: str) -> Any:
+    def best() -> tuple[str | None, bool]:
+        """(activation ranges, reduce_range) of the configuration that measured best so far."""
+        return max(state["scored"], key=lambda s: s[0])[1]  # type: ignore[no-any-return]
+
+    def plain() -> bytes:
+        state["config"] = (None, True)
+        state["plain"] = _onnx_int8(ctx)
+        return state["plain"]  # type: ignore[no-any-return]
+
+    def ranged(percentile: float | None) -> Any:
         def build() -> bytes:
-            state["config"] = (method, True, None)
-            model = _onnx_int8(ctx, method)
-            state.setdefault("plain", model)
-            return model
+            if "samples" not in state:
+                state["samples"] = onnx_activation_samples(_preprocessed(ctx), x)
+            key = "mse" if percentile is None else f"p{percentile}"
+            state["ranges"][key] = {n: activation_range(v, percentile) for n, v in state["samples"].items()}
+            state["config"] = (key, True)
+            return _onnx_int8(ctx, ranges=state["ranges"][key])
 
         return build
 
-    def mse_ranges() -> bytes:
-        from edgekit.exporters.repair import activation_range
-
-        samples = onnx_activation_samples(_preprocessed(ctx), x)
-        state["overrides"] = {name: activation_range(values) for name, values in samples.items()}
-        state["config"] = ("MinMax", True, "mse")
-        return _onnx_int8(ctx, "MinMax", ranges=state["overrides"])
-
     def eight_bit() -> bytes:
-        method, _, ranges = max(state["scored"])[1]
-        state["config"] = (method, False, ranges)
-        return _onnx_int8(ctx, method, reduce_range=False, ranges=state["overrides"] if ranges else None)
+        key, _ = best()
+        state["config"] = (key, False)
+        return _onnx_int8(ctx, reduce_range=False, ranges=state["ranges"].get(key))
 
     def sites() -> list[Any]:
         if state["sites"] is None:
-            state["sites"], state["order"] = weight_sensitivity(ctx.module, x[:16])
+            state["sites"], state["order"] = cached_sites(ctx, x)
         return state["sites"]  # type: ignore[no-any-return]
 
     def fallback(k: int) -> Any:
@@ -165,16 +174,19 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
                     state["localised"] = onnx_localise(_preprocessed(ctx), state["plain"], x[:8], top=8)
                 exclude = layers = [o["node"] for o in state["localised"][:k]]
             state["changes"][fallback_name(k)] = {"float_layers": layers}
-            method, reduce_range, ranges = max(state["scored"])[1]  # the configuration that measured best
-            return _onnx_int8(ctx, method, exclude=exclude, reduce_range=reduce_range,
-                              ranges=state["overrides"] if ranges else None)  # fmt: skip
+            key, reduce_range = best()
+            return _onnx_int8(
+                ctx, exclude=exclude, reduce_range=reduce_range, ranges=state["ranges"].get(key)
+            )
 
         return build
 
-    # Entropy calibration is left out: on both real networks of benchmarks/int8_real.py it gave
-    # MinMax's result to the digit, at the cost of a Percentile-sized pass (~20 s on CREPE)
-    steps: list[tuple[str, Any]] = [(f"{m} calibration", calibrated(m)) for m in ("MinMax", "Percentile")]
-    steps += [("MSE-optimal ranges", mse_ranges), ("8-bit weights (no reduce_range)", eight_bit)]
+    # onnxruntime's own Percentile and Entropy calibrations are not used: ranges from one bounded
+    # sample of every tensor (as for TFLite) cost one pass instead of ~20 s each on CREPE, and
+    # Entropy gave MinMax's result to the digit on both real networks of benchmarks/int8_real.py
+    steps: list[tuple[str, Any]] = [("min/max ranges", plain), ("percentile 99.99 ranges", ranged(99.99)),
+                                    ("MSE-optimal ranges", ranged(None)),
+                                    ("8-bit weights (no reduce_range)", eight_bit)]  # fmt: skip
     steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
 
     def skip(step: str) -> str | None:
@@ -298,7 +310,6 @@ def onnx_activation_samples(model: bytes, inputs: np.ndarray) -> dict[str, np.nd
 
 def _onnx_int8(
     ctx: ExportContext,
-    method: str,
     exclude: list[str] | None = None,
     reduce_range: bool = True,
     ranges: dict[str, tuple[float, float]] | None = None,
@@ -306,7 +317,7 @@ def _onnx_int8(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     batches = ctx.calibration_batches()
-    extra: dict[str, Any] = {"CalibPercentile": 99.99} if method == "Percentile" else {}
+    extra: dict[str, Any] = {}
     if ranges:
         extra["TensorQuantOverrides"] = {
             n: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for n, (lo, hi) in ranges.items()
@@ -326,7 +337,7 @@ def _onnx_int8(
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
                     reduce_range=reduce_range,
-                    calibrate_method=getattr(CalibrationMethod, method),
+                    calibrate_method=CalibrationMethod.MinMax,
                     extra_options=extra,
                     nodes_to_exclude=list(exclude or []),
                 )

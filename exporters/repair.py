@@ -325,6 +325,39 @@ def activation_range(values: np.ndarray, percentile: float | None = None) -> tup
     return best[1], best[2]
 
 
+def cached_sites(ctx: Any, x: np.ndarray) -> tuple[list[Site], list[str]]:
+    """:func:`weight_sensitivity` of the context's model, once per export (TFLite and ONNX share it)."""
+    if "weight_sites" not in ctx.cache:
+        ctx.cache["weight_sites"] = weight_sensitivity(ctx.module, x[:16])
+    return ctx.cache["weight_sites"]  # type: ignore[no-any-return]
+
+
+def equalization_gain(ctx: Any, x: np.ndarray) -> tuple[int, float, float]:
+    """(pairs cross-layer equalization would touch, simulated INT8 SQNR before, after), once per export.
+
+    The simulation (:func:`edgekit.compress.equalize.simulated_int8`) lets the search skip
+    equalization, and its conversions, where it would make INT8 worse: on MobileNetV2 it
+    scales activations of the pairs it touches up by as much as it scales the weights down.
+    """
+    if "equalization_gain" not in ctx.cache:
+        import torch
+
+        from edgekit.compress.equalize import equalize, simulated_int8
+
+        with torch.inference_mode(False):
+            original, _ = equalize(ctx.module, ctx.sample_input(), cle=False, bias_correction=False)
+            equalized, report = equalize(original, None, bias_correction=False)
+        x = x[:16]
+        with torch.inference_mode():
+            ref = np.concatenate(
+                [original(torch.from_numpy(x[i : i + 1])).reshape(1, -1).numpy() for i in range(len(x))]
+            )
+        before = sqnr_db(ref, simulated_int8(original, x)) if report.pairs else 0.0
+        after = sqnr_db(ref, simulated_int8(equalized, x)) if report.pairs else 0.0
+        ctx.cache["equalization_gain"] = (len(report.pairs), float(before), float(after))
+    return ctx.cache["equalization_gain"]  # type: ignore[no-any-return]
+
+
 def repair_aim(tolerance: Tolerance) -> Tolerance:
     """What the repair search aims for: no flips on the check set and at least 25 dB (or the
     tolerance's own SQNR if higher), so the chosen model passes the unseen parity set with margin."""

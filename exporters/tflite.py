@@ -119,6 +119,8 @@ def step_name(cle: bool) -> str:
 
 def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     from edgekit.exporters.repair import (
+        cached_sites,
+        equalization_gain,
         fallback_name,
         fallback_skip,
         layer_tensors,
@@ -127,7 +129,6 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
         repair_aim,
         search,
         weak_sites,
-        weight_sensitivity,
     )
     from edgekit.parity import compare
     from edgekit.runners.base import run_batch
@@ -198,7 +199,7 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
 
     def sites() -> list[Any]:
         if state["sites"] is None:
-            state["sites"], state["order"] = weight_sensitivity(ctx.module, x[:16])
+            state["sites"], state["order"] = cached_sites(ctx, x)
         return state["sites"]  # type: ignore[no-any-return]
 
     def fallback(k: int) -> Callable[[], bytes]:
@@ -223,10 +224,12 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
 
     def skip(step: str) -> str | None:
-        from edgekit.compress.equalize import equalizable_pairs
-
-        if step.startswith("cross-layer") and not equalizable_pairs(ctx.module, ctx.sample_input()):
-            return "no conv pair with only ReLU or nothing between"
+        if step.startswith("cross-layer"):
+            pairs, before, after = equalization_gain(ctx, x)
+            if not pairs:
+                return "no conv pair with only ReLU or nothing between"
+            if after < before + 1.0:
+                return f"equalizing {pairs} pair(s) does not improve simulated INT8 ({before:.1f} -> {after:.1f} dB)"
         return fallback_skip(step, sites()) if step.startswith("float fallback") else None
 
     model, attempts, skipped = search(steps, measure, skip)

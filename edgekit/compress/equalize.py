@@ -169,17 +169,6 @@ def _scale_input(gm: Any, b: Unit, s: Any) -> None:
             w.mul_(s.reshape(-1, *([1] * (w.dim() - 1))))
 
 
-def equalizable_pairs(module: Any, example: Any) -> int:
-    """How many conv pairs :func:`cross_layer_equalize` would touch in ``module``."""
-    import torch
-
-    gm = module
-    if not hasattr(gm, "graph"):
-        with torch.inference_mode(False):
-            gm = torch.export.export(module.eval(), (example,), strict=False).module()
-    return len(_pairs(gm, find_units(gm))[0])
-
-
 def cross_layer_equalize(
     gm: Any, units: dict[str, Unit], rounds: int = 4
 ) -> tuple[list[tuple[str, str]], int]:
@@ -314,3 +303,51 @@ def producer_of(gm: Any, units: dict[str, Unit], unit: Unit) -> Unit | None:
             return None
         node = inputs[0]
     return None
+
+
+def simulated_int8(gm: Any, x: np.ndarray) -> np.ndarray:
+    """Outputs of ``gm`` on ``x`` with INT8 simulated where it matters most, for a cheap A/B.
+
+    Every conv/linear layer's weights are rounded per output channel (BatchNorm folded) and
+    its input rounded per tensor to 8 bits over the range seen on ``x``. Not a substitute for
+    the converted model (other ops' rounding is left out); enough to tell whether a rewrite
+    such as cross-layer equalization makes INT8 better or worse before paying for a conversion.
+    """
+    import torch
+
+    g = copy.deepcopy(gm)
+    units = find_units(g)
+    for unit in units.values():
+        w = param(g, unit.weight)
+        folded, gain = folded_weight(g, unit)
+        with torch.no_grad():
+            w.add_(int8_rounding_error(folded) / gain.reshape(-1, *([1] * (w.dim() - 1))))
+    ranges: dict[str, tuple[float, float]] = {}
+
+    class Interp(torch.fx.Interpreter):
+        rounding = False
+
+        def run_node(self, n: Any) -> Any:
+            if n.name in units and isinstance(n.args[0], torch.fx.Node):
+                value = self.env[n.args[0]]
+                if self.rounding:
+                    lo, hi = ranges[n.name]
+                    scale = max(hi - lo, 1e-12) / 255.0
+                    self.env[n.args[0]] = torch.clamp(torch.round((value - lo) / scale), 0, 255) * scale + lo
+                else:
+                    lo, hi = ranges.get(n.name, (0.0, 0.0))
+                    ranges[n.name] = (min(lo, float(value.min())), max(hi, float(value.max())))
+            return super().run_node(n)
+
+    def run(rounding: bool) -> np.ndarray:
+        interp = Interp(g)
+        interp.rounding = rounding
+        outs = []
+        with torch.inference_mode():
+            for i in range(len(x)):
+                out = interp.run(torch.from_numpy(np.ascontiguousarray(x[i : i + 1], dtype=np.float32)))
+                outs.append((out[0] if isinstance(out, (tuple, list)) else out).reshape(1, -1).numpy())
+        return np.concatenate(outs)
+
+    run(False)
+    return run(True)

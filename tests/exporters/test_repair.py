@@ -175,15 +175,15 @@ def _onnx_repair(module: torch.nn.Module, x: np.ndarray) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_onnx_percentile_calibration_fixes_the_outlier_range() -> None:
+def test_onnx_percentile_ranges_fix_the_outlier_range() -> None:
     x = _groups(65, 0)
     x[64, :, 10, 10] = 1000.0
     module = PooledNet()
     with torch.no_grad():
         module.fc.bias -= float(np.median(module(torch.from_numpy(x[:64])).numpy()))
     record = _onnx_repair(module, x)
-    assert record["attempts"][0]["step"] == "MinMax calibration" and record["attempts"][0]["flips"] > 10
-    assert record["chosen"] == "Percentile calibration" and record["passed"]
+    assert record["attempts"][0]["step"] == "min/max ranges" and record["attempts"][0]["flips"] > 10
+    assert record["chosen"] == "percentile 99.99 ranges" and record["passed"]
 
 
 @pytest.mark.slow
