@@ -191,7 +191,7 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
 
     def skip(step: str) -> str | None:
         if step.startswith("8-bit"):
-            return _saturating_host()
+            return saturating_host()
         return fallback_skip(step, sites()) if step.startswith("float") else None
 
     model, attempts, skipped = search(steps, measure, skip)
@@ -266,7 +266,7 @@ def layer_nodes(float_model: bytes, order: list[str]) -> dict[str, str]:
     return dict(zip(order, nodes, strict=True)) if len(nodes) == len(order) else {}
 
 
-def _saturating_host() -> str | None:
+def saturating_host() -> str | None:
     """Why 8-bit weights cannot be judged on this host, or None.
 
     onnxruntime's x86 kernels without VNNI multiply u8 activations by s8 weights with

@@ -304,7 +304,8 @@ def weight_sensitivity(module: Any, x: np.ndarray, top: int = 8) -> tuple[list[S
 MSE_PERCENTILES = (100.0, 99.999, 99.99, 99.95, 99.9, 99.5, 99.0)
 
 
-def _quant_mse(values: np.ndarray, lo: float, hi: float) -> float:
+def quantization_mse(values: np.ndarray, lo: float, hi: float) -> float:
+    """Mean squared error of ``values`` rounded to 8 bits over ``[lo, hi]`` (clipping included)."""
     scale = max(hi - lo, 1e-12) / 255.0
     q = np.clip(np.round((values - lo) / scale), 0, 255) * scale + lo
     return float(np.mean((q - values) ** 2))
@@ -318,7 +319,7 @@ def activation_range(values: np.ndarray, percentile: float | None = None) -> tup
     for p in MSE_PERCENTILES if percentile is None else (percentile,):
         lo, hi = np.percentile(values, [100.0 - p, p])
         lo, hi = float(min(lo, 0.0)), float(max(hi, 0.0))
-        err = _quant_mse(values, lo, hi) if percentile is None else 0.0
+        err = quantization_mse(values, lo, hi) if percentile is None else 0.0
         if best is None or err < best[0]:
             best = (err, lo, hi)
     assert best is not None
