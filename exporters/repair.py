@@ -379,3 +379,27 @@ def layer_tensors(model: bytes, order: list[str]) -> dict[str, str]:
         for layer, tensor in zip(order, ops, strict=True):
             mapping.setdefault(layer, tensor)
     return mapping
+
+
+def int32_bias_overflow(model: bytes) -> list[str]:
+    """Layers of a quantized TFLite model whose int32 bias sits at the int32 limits.
+
+    The bias is stored as ``bias / (input_scale * weight_scale)``; when a layer's input is
+    nearly constant its calibrated scale is tiny (7e-9 on a random-weight EfficientNet whose
+    features vanish) and the quotient no longer fits: ai-edge-quantizer then stores -2**31
+    for every channel, whatever the bias' sign, and the layer outputs garbage.
+    """
+    from edgekit.exporters.tflite_graph import TFLiteGraph
+
+    g = TFLiteGraph(model)
+    limits = (np.iinfo(np.int32).min, np.iinfo(np.int32).max)
+    hit: list[str] = []
+    for op in g.ops():
+        if op.name not in WEIGHT_OPS or len(op.inputs) < 3 or op.inputs[2] < 0:
+            continue
+        bias = g.constant(op.inputs[2])
+        if bias is not None and bias.dtype == np.int32 and np.isin(bias, limits).any():
+            # the graph's output op is named after the output; its weights keep the module path
+            named = next((t for t in (op.outputs[0], op.inputs[1]) if "/" in g.tensor_name(t)), op.outputs[0])
+            hit.append(readable_name(g.tensor_name(named)))
+    return hit

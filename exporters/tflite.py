@@ -123,6 +123,7 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
         equalization_gain,
         fallback_name,
         fallback_skip,
+        int32_bias_overflow,
         layer_tensors,
         localise,
         record,
@@ -236,7 +237,11 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
 
     model, attempts, skipped = search(steps, measure, skip)
     offenders = [] if attempts[0].passed else (state["localised"] or [site.to_dict() for site in sites()])
-    ctx.cache[f"repair:{label}"] = record(attempts, skipped, aim, len(x), state["changes"], offenders)
+    entry = record(attempts, skipped, aim, len(x), state["changes"], offenders)
+    overflow = int32_bias_overflow(model)
+    if overflow:
+        entry["bias_overflow"] = overflow
+    ctx.cache[f"repair:{label}"] = entry
     return model
 
 

@@ -125,6 +125,11 @@ def preprocess_line(manifest: Manifest) -> str:
 def repair_line(name: str, repair: dict[str, Any]) -> str | None:
     """What the INT8 repair search did, when it had to do anything."""
     attempts = repair.get("attempts") or []
+    overflow = repair.get("bias_overflow") or []
+    if overflow:
+        return (f"{name}: the int32 bias of {', '.join(overflow)} overflowed (its input is nearly constant, so its "
+                "INT8 scale is tiny and bias / scale does not fit int32); check that the model reacts to its "
+                "input (random or untrained weights?)")  # fmt: skip
     if not attempts or (attempts[0].get("passed") and len(attempts) == 1):
         return None
     chosen = next((a for a in attempts if a["step"] == repair.get("chosen")), attempts[-1])

@@ -249,3 +249,29 @@ def test_mse_ranges_pick_a_clip_with_less_error_than_min_max_or_a_fixed_percenti
     assert err < 0.9 * quantization_mse(values, float(values.min()), float(values.max()))
     assert err < 0.9 * quantization_mse(values, *activation_range(values, 99.99))
     assert values.min() < lo < 0 < hi < values.max()
+
+
+class VanishingNet(torch.nn.Module):
+    """Features that vanish (a conv with weights of 1e-9) under a head whose bias decides: the
+    random-weight 2-class EfficientNet case. Its INT8 input scale is tiny and the int32 bias overflows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, 2)
+        with torch.no_grad():
+            self.conv.weight.fill_(1e-9)
+            self.conv.bias.zero_()
+            self.fc.bias.copy_(torch.tensor([0.02, -0.008]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+def test_an_overflowed_int32_bias_is_named() -> None:
+    from edgekit.cli.export_cmd import repair_line
+
+    record = _repair(VanishingNet(), np.abs(_groups(64, 1)))
+    assert record["bias_overflow"] == ["fc"]
+    line = repair_line("tflite_int8", record)
+    assert line is not None and "int32 bias of fc overflowed" in line
