@@ -147,7 +147,7 @@ def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
     from sklearn.metrics import roc_auc_score
 
     import edgekit
-    from benchmarks.quant_paths import _pt2e
+    from benchmarks.quant_paths import pt2e_int8
     from edgekit.parity import compare, fake_scores, sqnr_db
     from edgekit.runners.base import run_batch
     from edgekit.spec import DEFAULT_TOLERANCES, OutputSpec
@@ -179,7 +179,7 @@ def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
     for label, builder, fmt in (
         ("aeq_defaults", lambda: _aeq_defaults(tflite_fp32, calib), "tflite"),
         ("ort_defaults", lambda: _ort_defaults(onnx_fp32, calib), "onnx"),
-        ("pt2e", lambda: _pt2e(module, calib), "tflite"),
+        ("pt2e", lambda: pt2e_int8(module, calib), "tflite"),
     ):
         start = time.perf_counter()
         try:

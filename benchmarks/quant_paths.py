@@ -48,7 +48,8 @@ def _data(n_images: int, n_calib: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return prep(calib_u8), prep(eval_u8), labels
 
 
-def _pt2e(model: Any, calib: np.ndarray) -> bytes:
+def pt2e_int8(model: Any, calib: np.ndarray) -> bytes:
+    """litert-torch's PT2E path: torchao prepare/convert with symmetric per-channel weights, calibrated on ``calib``."""
     import litert_torch
     import torch
     from litert_torch.quantize import pt2e_quantizer, quant_config
@@ -147,7 +148,7 @@ def main() -> None:
         "aeq_edgekit": lambda: _aeq(ctx, True, True),
         "aeq_defaults": lambda: _aeq(ctx, False, False),
         "aeq_minmax_hsq": lambda: _aeq(ctx, True, False),
-        "pt2e": lambda: _pt2e(model, calib),
+        "pt2e": lambda: pt2e_int8(model, calib),
     }
     rows: list[dict[str, Any]] = []
     paths: dict[str, Path] = {}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,23 +51,15 @@ class Unit:
     out: str = ""  #: the node whose value is the unit's output
 
 
-@dataclass
+@dataclass(frozen=True)
 class EqualizeReport:
-    """What :func:`equalize` changed."""
+    """What :func:`equalize` changed: the (A, B) node pairs equalized, pairs left alone, and the
+    layers whose bias was corrected with the largest shift applied."""
 
-    pairs: list[tuple[str, str]] = field(default_factory=list)
+    pairs: tuple[tuple[str, str], ...] = ()
     skipped_pairs: int = 0
-    corrected: list[str] = field(default_factory=list)
+    corrected: tuple[str, ...] = ()
     max_shift: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for the manifest."""
-        return {
-            "equalized_pairs": len(self.pairs),
-            "skipped_pairs": self.skipped_pairs,
-            "bias_corrected": len(self.corrected),
-            "max_bias_shift": round(self.max_shift, 6),
-        }
 
 
 def _param_name(gm: Any, node: Any) -> str | None:
@@ -75,6 +67,7 @@ def _param_name(gm: Any, node: Any) -> str | None:
 
 
 def param(gm: Any, name: str) -> Any:
+    """The parameter or buffer of ``gm`` at dotted path ``name``."""
     obj = gm
     for part in name.split("."):
         obj = getattr(obj, part)
@@ -280,12 +273,14 @@ def equalize(
             gm = torch.export.export(module.eval(), (example,), strict=False).module()
     gm = copy.deepcopy(gm)
     units = find_units(gm)
-    report = EqualizeReport()
+    pairs: list[tuple[str, str]] = []
+    corrected: list[str] = []
+    skipped, shift = 0, 0.0
     if cle:
-        report.pairs, report.skipped_pairs = cross_layer_equalize(gm, units)
+        pairs, skipped = cross_layer_equalize(gm, units)
     if bias_correction and calibration:
-        report.corrected, report.max_shift = bias_correct(gm, units, calibration)
-    return gm, report
+        corrected, shift = bias_correct(gm, units, calibration)
+    return gm, EqualizeReport(tuple(pairs), skipped, tuple(corrected), shift)
 
 
 def producer_of(gm: Any, units: dict[str, Unit], unit: Unit) -> Unit | None:
