@@ -286,13 +286,16 @@ def weight_sensitivity(module: Any, x: np.ndarray, top: int = 8) -> tuple[list[S
 
     ref = run(gm)
     sites: list[Site] = []
+    g = copy.deepcopy(gm)  # one copy, each layer rounded and restored in turn
     for unit in units.values():
-        g = copy.deepcopy(gm)
         w = param(g, unit.weight)
+        original = w.detach().clone()
         folded, gain = folded_weight(g, unit)
         with torch.no_grad():
             w.add_(int8_rounding_error(folded) / gain.reshape(-1, *([1] * (w.dim() - 1))))
         sqnr = min(sqnr_db(ref, run(g)), 200.0)
+        with torch.no_grad():
+            w.copy_(original)
         producer = producer_of(gm, units, unit)
         sites.append(Site(unit.weight.removesuffix(".weight"), "linear" if w.dim() == 2 else "conv", sqnr,
                           producer.weight.removesuffix(".weight") if producer else None))  # fmt: skip
