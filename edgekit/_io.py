@@ -93,6 +93,7 @@ def staged_folder(out_dir: Path, owned: Callable[[Path], set[str]]) -> Iterator[
         raise OutputError(
             f"the output folder {out_dir} holds the working directory; pass a dedicated -o folder"
         )
+    created = not out_dir.exists()
     ensure_output_dir(out_dir)
     lock = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -111,13 +112,120 @@ def staged_folder(out_dir: Path, owned: Callable[[Path], set[str]]) -> Iterator[
             stage = Path(tempfile.mkdtemp(prefix=prefix + "staging-", dir=out_dir.parent))
         except OSError as exc:
             raise OutputError(f"cannot create a staging folder beside {out_dir}: {exc.strerror}") from exc
+        guard = _StageGuard(stage)
+        done = False
         try:
-            yield stage
-            _swap_in(stage, out_dir, owned(out_dir), prefix)
+            with guard.installed():
+                try:
+                    yield stage
+                except BaseException:
+                    guard.reraise_if_interrupted()  # a library turned the interrupt into its own error
+                    raise
+                with guard.deferred():
+                    _swap_in(stage, out_dir, owned(out_dir), prefix)
+            done = True
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+            if created and not done:
+                _remove_if_empty(out_dir)  # a failed first export leaves no empty folder behind
     finally:
         os.close(lock)
+
+
+_ACTIVE: list[_StageGuard] = []
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, while a staged export runs.
+
+    For imports of native extensions whose initialiser aborts the process when Python raises
+    KeyboardInterrupt inside it (litert-torch's MLIR modules): the signal then acts right after.
+    Outside a staged export (or off the main thread) this does nothing.
+    """
+    if not _ACTIVE:
+        yield
+        return
+    with _ACTIVE[-1].deferred():
+        yield
+
+
+def _remove_if_empty(path: Path) -> None:
+    import contextlib
+
+    with contextlib.suppress(OSError):  # not empty (the user wrote there meanwhile): leave it
+        path.rmdir()
+
+
+class _StageGuard:
+    """SIGINT/SIGTERM handlers that delete the staging folder before the run unwinds.
+
+    A KeyboardInterrupt raised inside a native extension's initialiser (litert-torch's MLIR
+    modules load lazily, mid-export) can abort the interpreter, which skips every ``finally``
+    and would leave the staging folder behind. The handler removes it first, then raises as
+    Python would (KeyboardInterrupt; SystemExit(143) for SIGTERM). During the final swap the
+    signal is held until the swap is done, so the folder is never caught half-moved.
+    """
+
+    def __init__(self, stage: Path) -> None:
+        self.stage = stage
+        self.holding = 0  # depth: deferred() nests
+        self.pending: int | None = None
+        self.received: int | None = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = signum
+        if self.holding:
+            self.pending = signum
+            return
+        self._raise(signum)
+
+    def reraise_if_interrupted(self) -> None:
+        if self.received is not None:
+            try:
+                self._raise(self.received)
+            except BaseException as exc:
+                raise exc from None
+
+    def _raise(self, signum: int) -> None:
+        import shutil
+        import signal
+
+        shutil.rmtree(self.stage, ignore_errors=True)
+        if signum == signal.SIGTERM:
+            raise SystemExit(128 + signum)
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread may set handlers; the finally clean-up still applies
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: h for s, h in previous.items() if h is not signal.SIG_IGN}  # nohup stays nohup
+        for s in previous:
+            signal.signal(s, self._handle)
+        _ACTIVE.append(self)
+        try:
+            yield
+        finally:
+            _ACTIVE.remove(self)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+        if self.pending is not None and not self.holding:
+            signum, self.pending = self.pending, None
+            self._raise(signum)
 
 
 def glob_escape(text: str) -> str:

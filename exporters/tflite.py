@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgekit._capture import captured_output
+from edgekit._io import interrupts_held
 from edgekit.errors import ExportError, UnsupportedOpError, UsageError
 from edgekit.exporters import aeq
 from edgekit.exporters.registry import ExportContext, declare_flag, register
@@ -58,7 +59,9 @@ def float_tflite(ctx: ExportContext) -> bytes:
 def _convert(ctx: ExportContext, module: Any = None) -> bytes:
     import torch
 
-    with captured_output():  # its import prints optional-kernel load failures
+    # its import prints optional-kernel load failures; an interrupt inside its native
+    # initialisers aborts the interpreter, so it waits until the import is done
+    with captured_output(), interrupts_held():
         import litert_torch
 
     sample = ctx.sample_input()

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
-from edgekit._io import atomic_write_bytes, ensure_output_dir, sha256_bytes, sha256_file, staged_folder
+from edgekit._io import (
+    atomic_write_bytes,
+    ensure_output_dir,
+    interrupts_held,
+    sha256_bytes,
+    sha256_file,
+    staged_folder,
+)
 from edgekit.errors import FileFormatError, OutputError
 from edgekit.validate import contained
 
@@ -88,6 +96,54 @@ def test_staged_folder_keeps_the_old_export_when_the_run_fails(tmp_path: Path) -
     assert [p.name for p in out.iterdir()] == ["manifest.json"]
     assert (out / "manifest.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_failed_first_export_leaves_no_empty_folder(tmp_path: Path) -> None:
+    out = tmp_path / "new"
+    with pytest.raises(OutputError, match="truncated"), staged_folder(out, _owned):
+        raise OutputError("truncated model")
+    assert list(tmp_path.iterdir()) == []
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(OutputError), staged_folder(existing, _owned):
+        raise OutputError("truncated model")
+    assert existing.is_dir()  # the user's own (empty) folder stays
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_removes_the_stage_before_anything_unwinds(tmp_path: Path, sig: int) -> None:
+    out = tmp_path / "out"
+    seen: list[bool] = []
+    before = signal.getsignal(sig)
+    with (
+        pytest.raises(KeyboardInterrupt if sig == signal.SIGINT else SystemExit),
+        staged_folder(out, _owned) as stage,
+    ):
+        (stage / "manifest.json").write_text("half")
+        try:
+            os.kill(os.getpid(), sig)
+        finally:
+            seen.append(stage.exists())  # gone already, even if the unwinding is cut short
+    assert seen == [False] and list(tmp_path.iterdir()) == []
+    assert signal.getsignal(sig) is before
+
+
+def test_an_interrupt_a_library_turned_into_its_own_error_still_reads_as_an_interrupt(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), staged_folder(tmp_path / "out", _owned):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            raise ImportError("Encountered an error while initializing the extension.") from None
+
+
+def test_a_held_interrupt_acts_when_the_block_ends(tmp_path: Path) -> None:
+    steps: list[str] = []
+    with pytest.raises(KeyboardInterrupt), staged_folder(tmp_path / "out", _owned):
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("import finished")
+        steps.append("never")
+    assert steps == ["import finished"]
 
 
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path: Path) -> None:
