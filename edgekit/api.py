@@ -204,6 +204,8 @@ def export(
     output: str = "logits",
     output_index: int | None = None,
     int8_repair: bool = True,
+    face_crop: bool = False,
+    face_margin: float = 1.3,
     threshold: float = 0.5,
     recipe: PathLike | None = None,
     arch: str | None = None,
@@ -220,7 +222,7 @@ def export(
     exported. ``mean``/``std`` are per-channel after scaling pixels to [0, 1].
     """
     from edgekit.exporting import export as run_export
-    from edgekit.spec import ExportSpec, Layout, ModelSource, OutputKind, OutputSpec
+    from edgekit.spec import ExportSpec, FaceCrop, Layout, ModelSource, OutputKind, OutputSpec
 
     out = Path(out_dir)
     stem = name or (Path(model).stem if isinstance(model, (str, Path)) else "model")
@@ -253,6 +255,7 @@ def export(
         name=stem,
         output_index=output_index,
         int8_repair=int8_repair,
+        face_crop=FaceCrop(margin=face_margin) if face_crop else None,
     )
     manifest = run_export(spec, _say(progress))
     return ExportResult(out, manifest, _typed_variants(manifest, out))
@@ -288,6 +291,13 @@ def evaluate(
     baseline: PathLike | None = None,
     arch: str | None = None,
     arch_kwargs: dict[str, Any] | None = None,
+    face_crop: bool = False,
+    face_margin: float = 1.3,
+    resume: bool = False,
+    chunk: int = 64,
+    batch: int = 32,
+    ray: str | None = None,
+    ray_workers: int = 2,
     progress: Progress | None = None,
 ) -> EvalResult:
     """Score labelled images/videos with the PyTorch baseline and every variant of an export,
@@ -297,6 +307,7 @@ def evaluate(
     from edgekit.evaluation.evaluate import EvalSpec
     from edgekit.evaluation.evaluate import evaluate as run_eval
     from edgekit.evaluation.results import load_eval_meta
+    from edgekit.spec import FaceCrop
 
     spec = EvalSpec(
         export_dir=Path(export_dir), data=Path(data), out_dir=Path(out_dir), frames=frames, video_agg=video_agg,
@@ -304,6 +315,8 @@ def evaluate(
         max_f1_drop=max_f1_drop, max_flip_rate=max_flip_rate,
         variants=tuple(variants) if variants else None, trust_pickle=trust_pickle, heatmaps=heatmaps,
         baseline=Path(baseline) if baseline is not None else None, arch=arch, arch_kwargs=dict(arch_kwargs or {}),
+        face_crop=FaceCrop(margin=face_margin) if face_crop else None, resume=resume, chunk=chunk, batch=batch,
+        ray=ray, ray_workers=ray_workers,
     )  # fmt: skip
     out = run_eval(spec, _say(progress))
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))

@@ -61,6 +61,10 @@ def _resolve_input(
     shape = tuple(spec.input_shape or recorded or DEFAULT_INPUT_SHAPE)
     torch_spec = InputSpec(shape=shape, layout=Layout.NCHW)
     pre, source = resolve_preprocess(shape[2], shape[3], stored, spec.mean, spec.std, spec.resize)
+    if spec.face_crop is not None:
+        from dataclasses import replace
+
+        pre = replace(pre, face_crop=spec.face_crop)
     return torch_spec, pre, source
 
 

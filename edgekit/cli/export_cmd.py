@@ -13,7 +13,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from edgekit.cli._options import model_source, parse_floats, parse_shape, parse_tolerances
+from edgekit.cli._options import (
+    FACE_CROP_HELP,
+    FACE_MARGIN,
+    FACE_MARGIN_HELP,
+    face_crop,
+    model_source,
+    parse_floats,
+    parse_shape,
+    parse_tolerances,
+)
 from edgekit.cli._ui import UI, paint, run_guarded
 from edgekit.errors import UsageError
 
@@ -54,6 +63,7 @@ def _build_spec(**kw: Any) -> ExportSpec:
         name=kw["name"] or _default_name(path, kw["arch"]),
         output_index=kw["output_index"],
         int8_repair=not kw["no_int8_repair"],
+        face_crop=face_crop(kw["face_crop"], kw["face_margin"]),
     )
 
 
@@ -266,6 +276,10 @@ def export(
         "--resize",
         help="bilinear, bicubic or nearest (default: the model's, else bilinear).",
         rich_help_panel=_MODEL,
+    ),
+    face_crop: bool = typer.Option(False, "--face-crop", help=FACE_CROP_HELP, rich_help_panel=_MODEL),
+    face_margin: float = typer.Option(
+        FACE_MARGIN, "--face-margin", help=FACE_MARGIN_HELP, rich_help_panel=_MODEL
     ),
     threshold: float = typer.Option(
         0.5, "--threshold", help="Decision threshold on the fake score.", rich_help_panel=_PARITY

@@ -1,8 +1,11 @@
 """`edgekit eval`: score labelled images/videos with the PyTorch baseline and every exported
 variant, save per-sample scores, heatmaps of the top hits and misses, then render the report.
 
-Data is decoded once and fed to every variant; preprocessing is the manifest's. Scores go to
-``scores.csv`` (one column per variant) so `edgekit report` can re-render without inference.
+The data streams: files are decoded a chunk at a time (whole videos), each chunk is scored by
+every variant and appended to ``scores.csv`` before the next is decoded, so memory does not
+grow with the data set and ``--resume`` carries on after a kill. Preprocessing (and the face
+crop) is the manifest's. Heatmaps come after scoring, for the top-k samples only, which are
+decoded again. `edgekit report` re-renders from ``scores.csv`` without inference.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from typing import Any
 import numpy as np
 
 from edgekit._io import atomic_write_bytes, ensure_output_dir, sha256_file
-from edgekit.data.decode import Frames, decode
-from edgekit.data.labels import discover
+from edgekit.data.decode import Frames, chunks, decode_item
+from edgekit.data.labels import Item, discover
 from edgekit.data.tensors import preprocess_image
-from edgekit.errors import ModelLoadError, OutputError, UsageError
-from edgekit.evaluation.results import SCORES, EvalMeta, HeatmapEntry, write_scores
+from edgekit.errors import DataError, ModelLoadError, OutputError, UsageError
+from edgekit.evaluation.results import EvalMeta, HeatmapEntry, load_scores
+from edgekit.evaluation.scorelog import ScoreLog
 from edgekit.manifest import Manifest, export_root, load_manifest, verified_file
 from edgekit.parity import fake_scores
-from edgekit.spec import Layout, ModelSource, OutputSpec, Preprocess
+from edgekit.spec import FaceCrop, Layout, ModelSource, OutputSpec, Preprocess
 from edgekit.validate import contained
 
 BASELINE = "pytorch_fp32"
@@ -57,6 +61,17 @@ class EvalSpec:
     baseline: Path | None = None
     arch: str | None = None
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: crop faces (overrides the manifest's record); None: as the manifest says
+    face_crop: FaceCrop | None = None
+    #: carry on from the scores a killed run left in ``out_dir``
+    resume: bool = False
+    #: frames decoded and scored at a time (bounds memory)
+    chunk: int = 64
+    #: largest batch the PyTorch baseline runs at (when the model accepts batches)
+    batch: int = 32
+    #: score on Ray: "local" starts a cluster here, else a cluster address; None: in this process
+    ray: str | None = None
+    ray_workers: int = 2
 
     def __post_init__(self) -> None:
         if self.video_agg not in ("mean", "median", "max"):
@@ -70,6 +85,8 @@ class EvalSpec:
                 raise UsageError(f"--threshold {self.threshold!r}: a number in (0, 1) or 'eer'")
         if self.frames < 1 or self.top_k < 0 or not 2 <= self.grid <= 32:
             raise UsageError("--frames must be >= 1, --top-k >= 0 and --grid between 2 and 32")
+        if self.chunk < 1 or self.batch < 1 or self.ray_workers < 1:
+            raise UsageError("--chunk, --batch and --ray-workers must be >= 1")
 
 
 def _baseline_file(m: Manifest, root: Path, recorded: str) -> Path:
@@ -91,7 +108,8 @@ def _baseline_file(m: Manifest, root: Path, recorded: str) -> Path:
     return path
 
 
-def _baseline(m: Manifest, root: Path, spec: EvalSpec) -> Any:
+def _baseline(m: Manifest, root: Path, spec: EvalSpec) -> tuple[Any, Any]:
+    """The baseline module and the torch.export program it came from (None: not a .pt2)."""
     from edgekit.loading import load_model, select_output
 
     recorded = m.source.get("path")
@@ -107,15 +125,13 @@ def _baseline(m: Manifest, root: Path, spec: EvalSpec) -> Any:
         path=path, arch=spec.arch, arch_kwargs=spec.arch_kwargs, trust_pickle=spec.trust_pickle
     )
     try:
-        module = load_model(source).module
+        loaded = load_model(source)
     except ModelLoadError as exc:
         raise ModelLoadError(f"the PyTorch baseline of this export cannot be loaded: {exc}") from exc
     index = m.output.get("index")
-    return module if not isinstance(index, int) else select_output(module, index)
-
-
-def _inputs(frames: Frames, pre: Preprocess, layout: Layout) -> np.ndarray:
-    return np.stack([preprocess_image(img, pre, layout) for img in frames.images])
+    if isinstance(index, int):
+        return select_output(loaded.module, index), None
+    return loaded.module, loaded.program
 
 
 class _Scorer:
@@ -131,6 +147,12 @@ class _Scorer:
             output,
             torch_module,
         )
+        #: the PyTorch baseline's batch; exported variants run at batch 1, as on the phone
+        self.batch = 1
+        self.batched: Any = None
+        self.program: Any = None
+        self.tried = False
+        self.seconds = 0.0
 
     def raw(self, x_nchw: np.ndarray) -> np.ndarray:
         from edgekit.runners import run_batch
@@ -138,23 +160,47 @@ class _Scorer:
         if self.module is not None:
             from edgekit.runners.torch import TorchRunner
 
-            # Batch 1, as exported programs fix the batch dimension (and as the phone runs).
-            return run_batch(TorchRunner(self.module, (1, *x_nchw.shape[1:])), x_nchw)
+            if self.batched is None:
+                return run_batch(TorchRunner(self.module, (1, *x_nchw.shape[1:])), x_nchw)
+            outs = []
+            for i in range(0, len(x_nchw), self.batch):
+                part = x_nchw[i : i + self.batch]
+                outs.append(run_batch(TorchRunner(self.batched, part.shape), part))
+            return np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)
         x = x_nchw if self.layout is Layout.NCHW else np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
         return run_batch(self.runner, x)
 
     def scores(self, x_nchw: np.ndarray) -> np.ndarray:
         return fake_scores(self.raw(x_nchw), self.output)
 
+    def timed_scores(self, x_nchw: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        out = self.scores(x_nchw)
+        self.seconds += time.perf_counter() - start
+        return out
+
     def score_one(self, x_nchw: np.ndarray) -> float:
         return float(self.scores(x_nchw)[0])
+
+    def try_batches(self, x_nchw: np.ndarray, largest: int) -> None:
+        """Batch the baseline when its module (re-captured with a batch dimension, for a
+        .pt2) takes a batch and gives the batch-1 outputs; else it stays at batch 1."""
+        from edgekit.runners.torch import batched_module
+
+        self.tried = True
+        if self.module is None or largest < 2 or len(x_nchw) < 2:
+            return
+        self.batched = batched_module(self.module, self.program, x_nchw)
+        self.batch = largest if self.batched is not None else 1
 
 
 def _scorers(m: Manifest, root: Path, spec: EvalSpec, output: OutputSpec) -> list[_Scorer]:
     from edgekit.runners.litert import LiteRTRunner
     from edgekit.runners.onnxruntime import OnnxRuntimeRunner
 
-    out = [_Scorer(BASELINE, None, Layout.NCHW, output, torch_module=_baseline(m, root, spec))]
+    module, program = _baseline(m, root, spec)
+    out = [_Scorer(BASELINE, None, Layout.NCHW, output, torch_module=module)]
+    out[0].program = program
     for v in m.variants:
         if v.status != "ok" or not v.file or (spec.variants and v.name not in spec.variants):
             continue
@@ -185,85 +231,227 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _crop(spec: EvalSpec, manifest: Manifest, pre: Preprocess) -> Preprocess:
+    """The manifest's preprocessing, with ``spec.face_crop`` when given (it must agree with a
+    crop the manifest records: the variants were calibrated on those crops)."""
+    from dataclasses import replace
+
+    if spec.face_crop is None:
+        return pre
+    if pre.face_crop is not None and pre.face_crop != spec.face_crop:
+        raise UsageError(
+            f"--face-crop margin {spec.face_crop.margin} differs from the export's "
+            f"(margin {pre.face_crop.margin}); drop the flag to use the export's crop"
+        )
+    return replace(pre, face_crop=spec.face_crop)
+
+
+def _fingerprint(spec: EvalSpec, manifest: Manifest, pre: Preprocess, columns: list[str]) -> dict[str, Any]:
+    """What the scores depend on: a --resume with anything else different is refused."""
+    return {
+        "variants": columns,
+        "data": str(Path(spec.data).resolve()),
+        "frames": spec.frames,
+        "preprocess": pre.to_dict(),
+        "model": manifest.name,
+        "files": {v.name: v.sha256 for v in manifest.variants if v.name in columns},
+    }
+
+
+def build_scorers(spec: EvalSpec) -> list[_Scorer]:
+    """The baseline and every selected variant of ``spec``'s export, loaded and verified."""
+    manifest = load_manifest(spec.export_dir)
+    return _scorers(manifest, export_root(spec.export_dir), spec, manifest.output_spec())
+
+
+def score_chunks(
+    items: list[Item],
+    pre: Preprocess,
+    spec: EvalSpec,
+    scorers: list[_Scorer],
+    sink: Callable[[Frames, dict[str, np.ndarray]], None],
+) -> float:
+    """Decode ``items`` a chunk at a time, score each chunk with every scorer and hand it to
+    ``sink``; returns the seconds spent decoding and preprocessing."""
+    decode_s = 0.0
+    stream = chunks(items, pre, spec.frames, spec.chunk)
+    while True:
+        start = time.perf_counter()
+        chunk = next(stream, None)
+        if chunk is None:
+            return decode_s
+        x = (
+            np.stack([preprocess_image(img, pre, Layout.NCHW) for img in chunk.images])
+            if len(chunk.images)
+            else None
+        )
+        decode_s += time.perf_counter() - start
+        columns: dict[str, np.ndarray] = {}
+        if x is not None:
+            if scorers[0].batched is None and not scorers[0].tried:
+                scorers[0].try_batches(x, spec.batch)
+            for s in scorers:
+                columns[s.name] = s.timed_scores(x)
+        sink(chunk, columns)
+
+
+def _files(chunk: Frames) -> list[str]:
+    return [*dict.fromkeys(chunk.video_ids), *(name for name, _why in chunk.skipped)]
+
+
 def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
     """Run the evaluation and write scores, heatmaps and the report into ``spec.out_dir``."""
-    from edgekit.evaluation.heatmaps import gradcam, occlusion, overlay, top_iou
     from edgekit.evaluation.metrics import eer
     from edgekit.evaluation.report import render
 
+    began = time.perf_counter()
     say: ProgressFn = progress or (lambda _m: None)
     manifest = load_manifest(spec.export_dir)
     root = export_root(spec.export_dir)
     out = ensure_output_dir(spec.out_dir)
-    pre, output = manifest.preprocess_spec(), manifest.output_spec()
-    say("decoding data")
-    frames = decode(discover(spec.data), pre, spec.frames)
-    labels = np.asarray(frames.labels, dtype=np.int64)
-    x = _inputs(frames, pre, Layout.NCHW)
+    output = manifest.output_spec()
+    pre = _crop(spec, manifest, manifest.preprocess_spec())
+    items = discover(spec.data)
     scorers = _scorers(manifest, root, spec, output)
-    columns: dict[str, np.ndarray] = {}
-    speed: dict[str, float] = {}
-    for s in scorers:
-        say(f"scoring {len(x)} samples with {s.name}")
-        start = time.perf_counter()
-        columns[s.name] = s.scores(x)
-        speed[s.name] = len(x) / max(time.perf_counter() - start, 1e-9)
-    write_scores(out / SCORES, frames.sample_ids, frames.video_ids, frames.labels, frames.methods, columns)
-    base = columns[BASELINE]
+    names = [s.name for s in scorers]
+    log = ScoreLog(out, names, _fingerprint(spec, manifest, pre, names), spec.resume)
+    todo = [it for it in items if not log.is_done(it.name)]
+    done = {"files": len(items) - len(todo)}
+    rows_before = log.progress.rows
+
+    def sink(chunk: Frames, columns: dict[str, np.ndarray]) -> None:
+        files = _files(chunk)
+        log.append(chunk, columns, files)
+        done["files"] += len(files)
+        say(f"scored {done['files']}/{len(items)} files ({log.progress.rows} samples)")
+
+    if spec.ray is None:
+        decode_s = score_chunks(todo, pre, spec, scorers, sink)
+        steps = {f"infer:{s.name}": s.seconds for s in scorers}
+    else:
+        from edgekit.evaluation.distributed import score_on_ray
+
+        say(f"scoring on Ray ({spec.ray}, {spec.ray_workers} workers)")
+        steps = score_on_ray(todo, spec, pre, spec.ray, spec.ray_workers, sink)
+        decode_s = steps.pop("decode", 0.0)
+    if log.progress.rows == 0:
+        first = log.progress.skipped[0][1] if log.progress.skipped else "nothing to decode"
+        raise DataError(f"none of the {len(items)} files could be decoded (first: {first})")
+    provisional = EvalMeta(
+        spec={}, threshold=0.5, threshold_mode="", baseline=BASELINE, variants=names, precision={}, format={},
+        size_bytes={}, images_per_s={}, samples=log.progress.rows, videos=0, skipped=[], heatmaps={},
+        heatmap_method={}, heatmap_drift_iou={}, model=manifest.name,
+    )  # fmt: skip
+    table = load_scores(out, provisional)
+    labels, base = table.labels, table.scores[BASELINE]
     both = len(set(labels.tolist())) == 2
     threshold = (
         eer(labels, base)[1]
         if spec.threshold == "eer" and both
         else float(spec.threshold if spec.threshold != "eer" else 0.5)
     )
-    heat_index: dict[str, list[HeatmapEntry]] = {}
-    drift: dict[str, float | None] = {}
-    if spec.heatmaps and spec.top_k:
-        baseline = scorers[0]
-        occl_base: dict[int, np.ndarray] = {}
-        for s in scorers:
-            say(f"heatmaps for {s.name}")
-            entries, ious = [], []
-            for cat, picked in _pick(labels, columns[s.name], threshold, spec.top_k).items():
-                for rank, i in enumerate(picked):
-                    xi = x[i : i + 1]
-                    if i not in occl_base:
-                        occl_base[i] = occlusion(baseline.score_one, xi, spec.grid)
-                    if s.module is not None:
-                        heat = gradcam(s.module, xi, output.positive_index if output.classes == 2 else 0)
-                        occl = occl_base[i]
-                    else:
-                        heat = occl = occlusion(s.score_one, xi, spec.grid)
-                    ious.append(top_iou(occl, occl_base[i]))
-                    rel = f"heatmaps/{s.name}/{cat}_{rank}.png"
-                    target = contained(out, rel, "heatmap", error=OutputError)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_bytes(target, _png(overlay(frames.images[i], heat)))
-                    entries.append(HeatmapEntry(cat, frames.sample_ids[i], float(columns[s.name][i]), rel))
-            heat_index[s.name] = entries
-            drift[s.name] = float(np.mean(ious)) if ious else None
-    sizes = {v.name: v.size_bytes for v in manifest.variants if v.name in columns}
+    heat_start = time.perf_counter()
+    heat_index, drift = _heatmaps(spec, items, pre, scorers, table, threshold, out, output, say)
+    heat_s = time.perf_counter() - heat_start
+    sizes = {v.name: v.size_bytes for v in manifest.variants if v.name in names}
     src = manifest.source.get("path")
     sizes[BASELINE] = Path(src).stat().st_size if src and Path(src).exists() else None
+    timing = {"decode": decode_s, **steps, "heatmaps": heat_s}
+    timing["total"] = time.perf_counter() - began
     meta = EvalMeta(
         spec={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items()},
         threshold=threshold,
         threshold_mode=spec.threshold,
         baseline=BASELINE,
-        variants=list(columns),
+        variants=names,
         precision={BASELINE: "fp32", **{v.name: v.precision for v in manifest.variants}},
         format={BASELINE: "pytorch", **{v.name: v.format for v in manifest.variants}},
         size_bytes=sizes,
-        images_per_s={k: round(v, 1) for k, v in speed.items()},
-        samples=len(x),
-        videos=frames.videos,
-        skipped=[list(s) for s in frames.skipped],
+        images_per_s={
+            n: round((log.progress.rows - rows_before) / max(steps[f"infer:{n}"], 1e-9), 1)
+            for n in names
+            if steps.get(f"infer:{n}")
+        },
+        samples=log.progress.rows,
+        videos=log.progress.videos,
+        skipped=log.progress.skipped,
         heatmaps=heat_index,
-        heatmap_method={n: ("grad-cam" if n == BASELINE else "occlusion") for n in columns},
+        heatmap_method={n: ("grad-cam" if n == BASELINE else "occlusion") for n in names},
         heatmap_drift_iou=drift,
         model=manifest.name,
+        timing={k: round(v, 3) for k, v in timing.items()},
+        no_face=log.progress.no_face,
+        face_crop=pre.face_crop.to_dict() if pre.face_crop else None,
+        baseline_batch=scorers[0].batch,
     )
     meta.save(out)
+    log.finish()
     say("rendering the report")
     render(out)
     return out
+
+
+def _heatmaps(
+    spec: EvalSpec,
+    items: list[Item],
+    pre: Preprocess,
+    scorers: list[_Scorer],
+    table: Any,
+    threshold: float,
+    out: Path,
+    output: OutputSpec,
+    say: ProgressFn,
+) -> tuple[dict[str, list[HeatmapEntry]], dict[str, float | None]]:
+    """Heatmaps of the top-k samples per category and variant; only those files are decoded again."""
+    from edgekit.evaluation.heatmaps import gradcam, occlusion, overlay, top_iou
+
+    heat_index: dict[str, list[HeatmapEntry]] = {}
+    drift: dict[str, float | None] = {}
+    if not (spec.heatmaps and spec.top_k):
+        return heat_index, drift
+    picks = {s.name: _pick(table.labels, table.scores[s.name], threshold, spec.top_k) for s in scorers}
+    wanted = {table.sample_ids[i] for p in picks.values() for idx in p.values() for i in idx}
+    images = _redecode(
+        items, pre, spec.frames, wanted, dict(zip(table.sample_ids, table.videos, strict=True))
+    )
+    baseline = scorers[0]
+    occl_base: dict[str, np.ndarray] = {}
+    for s in scorers:
+        say(f"heatmaps for {s.name}")
+        entries, ious = [], []
+        for cat, picked in picks[s.name].items():
+            for rank, i in enumerate(picked):
+                sid = table.sample_ids[i]
+                if sid not in images:
+                    continue  # the file changed since it was scored: no heatmap rather than a wrong one
+                xi = preprocess_image(images[sid], pre, Layout.NCHW)[None]
+                if sid not in occl_base:
+                    occl_base[sid] = occlusion(baseline.score_one, xi, spec.grid)
+                if s.module is not None:
+                    heat = gradcam(s.module, xi, output.positive_index if output.classes == 2 else 0)
+                    occl = occl_base[sid]
+                else:
+                    heat = occl = occlusion(s.score_one, xi, spec.grid)
+                ious.append(top_iou(occl, occl_base[sid]))
+                rel = f"heatmaps/{s.name}/{cat}_{rank}.png"
+                target = contained(out, rel, "heatmap", error=OutputError)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, _png(overlay(images[sid], heat)))
+                entries.append(HeatmapEntry(cat, sid, float(table.scores[s.name][i]), rel))
+        heat_index[s.name] = entries
+        drift[s.name] = float(np.mean(ious)) if ious else None
+    return heat_index, drift
+
+
+def _redecode(
+    items: list[Item], pre: Preprocess, frames: int, wanted: set[str], file_of: dict[str, str]
+) -> dict[str, np.ndarray]:
+    files = {file_of[sid] for sid in wanted}
+    found: dict[str, np.ndarray] = {}
+    for item in items:
+        if item.name in files:
+            got = decode_item(item, pre, frames)
+            found.update(
+                (sid, img) for sid, img in zip(got.sample_ids, got.images, strict=True) if sid in wanted
+            )
+    return found

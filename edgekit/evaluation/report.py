@@ -319,9 +319,36 @@ def _sections(meta: EvalMeta, m: dict[str, Any], plots: dict[str, str]) -> list[
     sections.append(
         ("5. Visual analysis: top true positives, false negatives, false positives, true negatives", visual)
     )
+    sections.append(("6. Data and time", _data_and_time(meta)))
     if meta.skipped:
         sections.append(("Skipped files", [Text("\n".join(f"- {a}: {b}" for a, b in meta.skipped))]))
     return sections
+
+
+def _data_and_time(meta: EvalMeta) -> list[Block]:
+    """Where the samples came from (crop, faceless frames) and where the run's time went."""
+    lines = [
+        f"{meta.samples} samples"
+        + (f" from {meta.videos} videos ({meta.frames} frames each)" if meta.videos else "")
+    ]
+    if meta.face_crop:
+        crop = meta.face_crop
+        lines.append(
+            f"Face crop: {crop.get('detector')} (score >= {crop.get('min_score')}), largest face, square x "
+            f"{crop.get('margin')}; {meta.no_face} frame(s) without a face were left out. The phone must crop the same way."
+        )
+    else:
+        lines.append("Whole frames (no face crop).")
+    lines.append(
+        f"PyTorch baseline batch: {meta.baseline_batch}; exported variants run at batch 1, as on the phone."
+    )
+    blocks: list[Block] = [Text("\n".join(f"- {x}" for x in lines))]
+    total = meta.timing.get("total")
+    if total:
+        rows = [[k, f"{v:.2f}", f"{v / total:.0%}"] for k, v in meta.timing.items() if k != "total"]
+        rows.append(["total (wall)", f"{total:.2f}", "100%"])
+        blocks.append(TableBlock(["Step", "Seconds", "Share of the run"], rows))
+    return blocks
 
 
 def _md(title: str, sections: list[Section]) -> str:

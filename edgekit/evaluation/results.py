@@ -20,6 +20,7 @@ import numpy as np
 from edgekit._io import atomic_write_text
 from edgekit.errors import FileFormatError, UsageError
 from edgekit.evaluation.metrics import Budget
+from edgekit.spec import FaceCrop
 from edgekit.validate import safe_name
 
 SCORES = "scores.csv"
@@ -59,6 +60,14 @@ class EvalMeta:
     heatmap_method: dict[str, str]
     heatmap_drift_iou: dict[str, float | None]
     model: str
+    #: seconds: decode, one entry per variant's inference, heatmaps, total
+    timing: dict[str, float] = field(default_factory=dict)
+    #: frames (or stills) in which the face detector found no face
+    no_face: int = 0
+    #: the face crop the frames went through (None: whole frames)
+    face_crop: dict[str, Any] | None = None
+    #: batch size the PyTorch baseline ran at (exported variants always run at batch 1)
+    baseline_batch: int = 1
     schema: str = field(default=EVAL_SCHEMA)
     schema_version: int = field(default=EVAL_SCHEMA_VERSION)
 
@@ -164,6 +173,21 @@ def eval_meta_from_dict(d: Any, path: Path = Path(EVAL_JSON)) -> EvalMeta:
     method = d.get("heatmap_method") or {}
     if not isinstance(drift, dict) or not isinstance(method, dict):
         raise _bad(path, "'heatmap_drift_iou' / 'heatmap_method' are not objects")
+    timing = d.get("timing") or {}
+    if not isinstance(timing, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+        for v in timing.values()
+    ):
+        raise _bad(path, "'timing' must map names to non-negative seconds")
+    no_face, batch = d.get("no_face", 0), d.get("baseline_batch", 1)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (no_face, batch)):
+        raise _bad(path, "'no_face' and 'baseline_batch' must be non-negative integers")
+    crop = d.get("face_crop")
+    if crop is not None:
+        try:
+            crop = FaceCrop.from_dict(crop).to_dict()
+        except UsageError as exc:
+            raise _bad(path, f"'face_crop': {exc}") from None
     return EvalMeta(
         spec=maps["spec"],
         threshold=threshold,
@@ -181,6 +205,10 @@ def eval_meta_from_dict(d: Any, path: Path = Path(EVAL_JSON)) -> EvalMeta:
         heatmap_method={str(k): str(v) for k, v in method.items()},
         heatmap_drift_iou=drift,
         model=str(d.get("model", "model")),
+        timing={str(k): float(v) for k, v in timing.items()},
+        no_face=no_face,
+        face_crop=crop,
+        baseline_batch=batch,
     )
 
 
@@ -231,6 +259,7 @@ class ScoreTable:
     videos: list[str]
     methods: list[str]
     scores: dict[str, np.ndarray]
+    sample_ids: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -261,5 +290,9 @@ def load_scores(out_dir: Path, meta: EvalMeta) -> ScoreTable:
         if not np.isfinite(col).all() or (col < 0).any() or (col > 1).any():
             raise _bad(path, f"scores of {name!r} must be finite numbers in [0, 1]")
     return ScoreTable(
-        labels, [r.get("video") or "" for r in rows], [r.get("method") or "" for r in rows], scores
+        labels,
+        [r.get("video") or "" for r in rows],
+        [r.get("method") or "" for r in rows],
+        scores,
+        [r.get("sample") or "" for r in rows],
     )

@@ -113,24 +113,40 @@ def _sensor_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float
     return noise
 
 
-def make_image(seed: int, index: int, fake: bool, size: int = 128) -> np.ndarray:
-    """Return one uint8 RGB image (size x size x 3), deterministic in (seed, index, fake)."""
+#: ranges of the self-blending per manipulation family (None: the mix the detector was trained on):
+#: source resampling, colour-shift strength, mask growth, mask blur radius, blend opacity
+FAMILIES: dict[str | None, dict[str, tuple[float, float]]] = {
+    None: {"resample": (0.5, 1.0), "strength": (0.0, 1.0), "grow": (0.55, 1.0), "blur": (1, 7), "alpha": (0.4, 1.0)},
+    # a low-resolution generated face over the whole face
+    "Deepfakes": {"resample": (0.5, 0.65), "strength": (0.3, 0.7), "grow": (0.85, 1.0), "blur": (2, 5), "alpha": (0.7, 1.0)},
+    # expression transfer: a sharp source, a smaller blended region
+    "Face2Face": {"resample": (0.8, 1.0), "strength": (0.2, 0.6), "grow": (0.55, 0.7), "blur": (3, 7), "alpha": (0.6, 1.0)},
+    # a colour-mismatched swap with a hard seam
+    "FaceSwap": {"resample": (0.6, 0.9), "strength": (0.7, 1.0), "grow": (0.9, 1.0), "blur": (1, 3), "alpha": (0.8, 1.0)},
+    # a subtle re-rendered texture
+    "NeuralTextures": {"resample": (0.75, 1.0), "strength": (0.0, 0.4), "grow": (0.6, 0.9), "blur": (4, 7), "alpha": (0.4, 0.8)},
+}  # fmt: skip
+
+
+def make_image(seed: int, index: int, fake: bool, size: int = 128, family: str | None = None) -> np.ndarray:
+    """Return one uint8 RGB image (size x size x 3), deterministic in (seed, index, fake, family)."""
     rng = _rng(seed, index * 2 + int(fake))
     img, face_d = _face(rng, size)
     sigma = rng.uniform(0.015, 0.035)
     real = img + _sensor_noise(rng, img.shape, sigma)
     if not fake:
         return _to_uint8(real)
+    r = FAMILIES[family]
     # Self-blended fake: the "source" face is the same face, resampled and colour shifted.
-    strength = rng.uniform(0.0, 1.0)
-    src = _resample(real, rng.uniform(0.5, 1.0))
+    strength = rng.uniform(*r["strength"])
+    src = _resample(real, rng.uniform(*r["resample"]))
     src = src * (1 + rng.normal(0, 0.06 * strength + 0.01, 3)) + rng.normal(0, 0.04 * strength, 3)
     shift = rng.integers(-2, 3, 2)
     src = np.roll(src, tuple(int(s) for s in shift), axis=(0, 1))
-    grow = rng.uniform(0.55, 1.0)
+    grow = rng.uniform(*r["grow"])
     mask = (face_d < grow).astype(np.float64)
-    mask = _box_blur(mask[..., None], int(rng.integers(1, 7)))[..., 0]
-    mask *= rng.uniform(0.4, 1.0)
+    mask = _box_blur(mask[..., None], int(rng.integers(int(r["blur"][0]), int(r["blur"][1]))))[..., 0]
+    mask *= rng.uniform(*r["alpha"])
     blended = mask[..., None] * src + (1 - mask[..., None]) * real
     # A little fresh noise everywhere, weaker than the camera's: hides the artifact for some.
     blended += _sensor_noise(rng, img.shape, sigma * rng.uniform(0.0, 1.0))
