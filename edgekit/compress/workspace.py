@@ -106,15 +106,44 @@ def sample_arrays(n_train: int = 2000, n_val: int = 500) -> LabelledArrays:
     return LabelledArrays(prep(xt), yt, prep(xv), yv, desc)
 
 
-def folder_arrays(data: Path, pre: Preprocess, val_fraction: float, seed: int) -> LabelledArrays:
-    """Images (and video frames) under real/ and fake/, preprocessed and split per file."""
-    from edgekit.data.decode import decode
+#: frames prune/sensitivity/optimize hold at most (the rest of a large data set is not read)
+MAX_FRAMES = 4000
+_VIDEO_FRAMES = 4
+
+
+def folder_arrays(
+    data: Path, pre: Preprocess, val_fraction: float, seed: int, max_frames: int = MAX_FRAMES
+) -> LabelledArrays:
+    """Images (and video frames) under real/ and fake/, preprocessed and split per file.
+
+    Fine-tuning and scoring passes need the arrays in memory, so a large data set is
+    subsampled first: files are picked (seeded, keeping the real/fake and per-method shares)
+    until about ``max_frames`` frames, then decoded through the same chunked path as eval.
+    """
+    from edgekit.data.decode import Frames, chunks
     from edgekit.data.labels import discover
     from edgekit.data.tensors import preprocess_image
     from edgekit.spec import Layout
 
-    frames = decode(discover(data), pre, frames=4)
-    x = np.stack([preprocess_image(img, pre, Layout.NCHW) for img in frames.images]).astype(np.float32)
+    items = discover(data)
+    cost = [_VIDEO_FRAMES if it.is_video else 1 for it in items]
+    if sum(cost) > max_frames:
+        keep = stratified_pick(
+            [(it.label, it.method) for it in items], max(2, max_frames * len(items) // sum(cost)), seed
+        )
+        chosen = [items[i] for i in keep]
+    else:
+        chosen = items
+    frames = Frames(np.zeros((0, pre.height, pre.width, 3), np.uint8))
+    parts: list[np.ndarray] = []
+    for chunk in chunks(chosen, pre, frames=_VIDEO_FRAMES):
+        frames.merge(chunk)
+        if len(chunk.images):
+            parts.append(np.stack([preprocess_image(img, pre, Layout.NCHW) for img in chunk.images]))
+    if not parts:
+        first = frames.skipped[0][1] if frames.skipped else "no files"
+        raise DataError(f"none of the files under {data} could be decoded (first: {first})")
+    x = np.concatenate(parts).astype(np.float32, copy=False)
     y = np.asarray(frames.labels, dtype=np.int64)
     if len(set(y.tolist())) < 2:
         raise DataError(f"--data {data} has only one class; pruning needs real and fake examples")
@@ -131,6 +160,8 @@ def folder_arrays(data: Path, pre: Preprocess, val_fraction: float, seed: int) -
         "train": int((~is_val).sum()),
         "val": int(is_val.sum()),
         "skipped": len(frames.skipped),
+        "files_used": len(chosen),
+        "files_found": len(items),
     }
     return LabelledArrays(x[~is_val], y[~is_val], x[is_val], y[is_val], desc)
 
