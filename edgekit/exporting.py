@@ -24,6 +24,7 @@ from edgekit.errors import DataError, EdgekitError, OutputError, UnsupportedOpEr
 from edgekit.manifest import PARITY_INPUTS, PARITY_REFERENCE, Manifest, VariantRecord
 from edgekit.modelmeta import resolve_preprocess
 from edgekit.parity import auc_or_none, compare, fake_scores, reference_warnings
+from edgekit.runners import open_runner
 from edgekit.runners.base import Runner, run_batch
 from edgekit.spec import ExportSpec, InputSpec, Layout, OutputSpec, Preprocess
 from edgekit.validate import contained
@@ -141,16 +142,6 @@ def _variant_input(runner: Runner, layout: Layout) -> dict[str, Any]:
     if quant:
         info["quantization"] = quant
     return info
-
-
-def _open_runner(fmt: str, path: Path) -> Runner:
-    if fmt == "tflite":
-        from edgekit.runners.litert import LiteRTRunner
-
-        return LiteRTRunner(path)
-    from edgekit.runners.onnxruntime import OnnxRuntimeRunner
-
-    return OnnxRuntimeRunner(path)
 
 
 def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
@@ -311,12 +302,13 @@ def _export_one(
     path = contained(out_dir, fname, "variant file", error=OutputError)
     atomic_write_bytes(path, data)
     layout = spec.layout if info.format == "tflite" else Layout.NCHW
-    runner = _open_runner(info.format, path)
+    runner = open_runner(info.format, path)
     inputs = parity.inputs if layout is Layout.NCHW else parity.inputs.transpose(0, 2, 3, 1).copy()
     outputs = run_batch(runner, inputs)
     tol = spec.tolerances.get(info.precision, spec.tolerances["int8"])
     result = compare(reference, outputs, output, tol, spec.threshold)
-    report = runner.delegation()
+    # ExecuTorch's runtime does not expose its plan: the exporter counted the lowered graph
+    report = ctx.cache.get(f"delegation:{info.name}") or runner.delegation()
     delegation = report.to_dict() if report is not None else None
     sparsity = None
     if info.format == "tflite":

@@ -127,7 +127,7 @@ class Manifest:
 
 
 _MAX_MANIFEST_BYTES = 16 << 20
-_FORMATS = ("tflite", "onnx")
+_FORMATS = ("tflite", "onnx", "pte")
 _STATUSES = ("ok", "failed")
 
 

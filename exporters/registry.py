@@ -118,7 +118,7 @@ class VariantFlag:
 
 _REGISTRY: dict[str, VariantInfo] = {}
 _FLAGS: dict[str, VariantFlag] = {}
-_MODULES = ("edgekit.exporters.tflite", "edgekit.exporters.onnx")
+_MODULES = ("edgekit.exporters.tflite", "edgekit.exporters.onnx", "edgekit.exporters.executorch")
 
 
 def register(

@@ -195,8 +195,7 @@ class _Scorer:
 
 
 def _scorers(m: Manifest, root: Path, spec: EvalSpec, output: OutputSpec) -> list[_Scorer]:
-    from edgekit.runners.litert import LiteRTRunner
-    from edgekit.runners.onnxruntime import OnnxRuntimeRunner
+    from edgekit.runners import open_runner
 
     module, program = _baseline(m, root, spec)
     out = [_Scorer(BASELINE, None, Layout.NCHW, output, torch_module=module)]
@@ -205,7 +204,7 @@ def _scorers(m: Manifest, root: Path, spec: EvalSpec, output: OutputSpec) -> lis
         if v.status != "ok" or not v.file or (spec.variants and v.name not in spec.variants):
             continue
         path = verified_file(root, v)
-        runner = LiteRTRunner(path) if v.format == "tflite" else OnnxRuntimeRunner(path)
+        runner = open_runner(v.format, path)
         out.append(_Scorer(v.name, runner, Layout(v.input.get("layout", "nchw")), output))
     return out
 
