@@ -97,6 +97,10 @@ class BenchSpec:
             raise UsageError("--threads takes positive integers, e.g. 1,4")
 
 
+#: exported formats the app can run, and the runtime each goes to
+RUNTIMES = {"tflite": "litert", "onnx": "onnxruntime", "pte": "executorch"}
+
+
 @dataclass(frozen=True)
 class BenchModel:
     """One .tflite to bench with the inputs and references to judge it by."""
@@ -110,6 +114,12 @@ class BenchModel:
     torch_reference: np.ndarray | None
     output: OutputSpec
     threshold: float
+    #: tflite, onnx or pte: which runtime the app runs it with
+    format: str = "tflite"
+
+    def engine(self, spec: BenchSpec) -> str:
+        """The app engine for this file (LiteRT's is the --engine choice)."""
+        return {"onnx": "onnxruntime", "pte": "executorch"}.get(self.format, spec.engine)
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ class Cell:
     def key(self, spec: BenchSpec, device_model: str) -> str:
         """Stable identity for --resume: the same cell on the same phone model is the same measurement."""
         parts = [device_model, self.model.sha256, self.accelerator, str(self.threads), str(spec.runs),
-                 str(spec.warmup), spec.engine, spec.gpu_precision]  # fmt: skip
+                 str(spec.warmup), self.model.engine(spec), spec.gpu_precision]  # fmt: skip
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -164,7 +174,7 @@ def _load_models(spec: BenchSpec) -> list[BenchModel]:
     output = manifest.output_spec()
     models = []
     for v in manifest.variants:
-        if v.format != "tflite" or v.status != "ok" or v.file is None:
+        if v.format not in RUNTIMES or v.status != "ok" or v.file is None:
             continue
         if spec.variants and v.name not in spec.variants:
             continue
@@ -172,9 +182,9 @@ def _load_models(spec: BenchSpec) -> list[BenchModel]:
         inputs = x if layout == "nchw" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         path = verified_file(root, v)
         models.append(BenchModel(manifest.name, v.name, path, v.sha256 or "", v.precision, inputs, ref,
-                                 output, manifest.threshold))  # fmt: skip
+                                 output, manifest.threshold, v.format))  # fmt: skip
     if not models:
-        raise UsageError(f"no TFLite variant to bench in {target} (check --variants)")
+        raise UsageError(f"no TFLite, ONNX or ExecuTorch variant to bench in {target} (check --variants)")
     return models
 
 
@@ -280,23 +290,24 @@ def run_cell(
     phone: Phone, info: DeviceInfo, cell: Cell, spec: BenchSpec, host_out: np.ndarray
 ) -> dict[str, Any]:
     """Push, run and pull one cell; returns its JSON record (raises DeviceError on failure)."""
-    from edgekit.runners.litert import LiteRTRunner
+    from edgekit.runners import open_runner
 
     model = cell.model
     run_id = f"{cell.key(spec, info.model)}-{int(time.time() * 1000) % 10**9}"
     run_dir = f"{DEVICE_ROOT}/{run_id}"
     result_dir = f"{RESULTS_ROOT}/{run_id}"
-    runner = LiteRTRunner(model.path)
+    runner = open_runner(model.format, model.path)
     shape, dtype = runner.input_tensor
+    device_file = f"model.{model.format}"
     inputs = [TensorFile(f"input_{i:03d}.bin", dtype, shape) for i in range(len(model.parity_inputs))]
     data = model.path.read_bytes()
-    config = RunConfig(run_id, "model.tflite", sha256_bytes(data), len(data), tuple(inputs), cell.accelerator,
-                       cell.threads, spec.warmup, spec.runs, spec.engine, spec.gpu_precision)  # fmt: skip
+    config = RunConfig(run_id, device_file, sha256_bytes(data), len(data), tuple(inputs), cell.accelerator,
+                       cell.threads, spec.warmup, spec.runs, model.engine(spec), spec.gpu_precision)  # fmt: skip
     thermal_before = _cooldown(phone, spec.cooldown)
     phone.shell(["rm", "-rf", run_dir, result_dir])
     phone.shell(["mkdir", "-p", run_dir])
     try:
-        pushes = [(data, f"{run_dir}/model.tflite")]
+        pushes = [(data, f"{run_dir}/{device_file}")]
         pushes += [(encode_tensor(runner.quantize_input(x[None]), dtype), f"{run_dir}/{t.file}")
                    for t, x in zip(inputs, model.parity_inputs, strict=True)]  # fmt: skip
         pushes.append((config.to_json().encode(), f"{run_dir}/config.json"))
@@ -398,6 +409,7 @@ def _base_record(cell: Cell, spec: BenchSpec, info: DeviceInfo, run_id: str) -> 
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": cell.model.name,
         "variant": cell.model.variant,
+        "runtime": RUNTIMES[cell.model.format],
         "file": cell.model.path.name,
         "model_sha256": cell.model.sha256,
         "device": info.serial,
@@ -449,7 +461,7 @@ def bench(spec: BenchSpec, progress: ProgressFn | None = None, adb: Adb | None =
 
 def _bench_with(adb: Adb, wanted: str | None, spec: BenchSpec, models: list[BenchModel], out: Path,
                 say: ProgressFn) -> BenchReport:  # fmt: skip
-    from edgekit.runners.litert import LiteRTRunner
+    from edgekit.runners import open_runner
 
     serials = adb.select(wanted)
     phones = {s: adb.device(s) for s in serials}
@@ -460,7 +472,7 @@ def _bench_with(adb: Adb, wanted: str | None, spec: BenchSpec, models: list[Benc
         say(
             f"{s}: {infos[s].model} ({infos[s].soc}), Android {infos[s].android}: app {ensure_app(phone, spec.apk)}"
         )
-    host_out = {m.path: run_host(LiteRTRunner(m.path), m.parity_inputs) for m in models}
+    host_out = {m.path: run_host(open_runner(m.format, m.path), m.parity_inputs) for m in models}
     done = {c["key"] for c in read_cells(out) if c.get("status") == "ok"} if spec.resume else set()
     models_attached = {infos[s].model for s in serials}
     report = BenchReport(out)

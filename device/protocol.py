@@ -34,7 +34,8 @@ RESULT_SCHEMA = "edgekit.bench.result"
 
 DTYPES = {"float32": "<f4", "float16": "<f2", "int8": "i1", "uint8": "u1", "int32": "<i4"}
 ACCELERATORS = ("cpu", "gpu", "npu")
-ENGINES = ("compiled_model", "interpreter")
+#: LiteRT (CompiledModel, classic Interpreter), ONNX Runtime, ExecuTorch
+ENGINES = ("compiled_model", "interpreter", "onnxruntime", "executorch")
 GPU_PRECISIONS = ("fp32", "fp16")
 #: bounds a result may not exceed (the host also checks the outputs against the inputs it
 #: pushed): a hostile result must not keep the host pulling for minutes

@@ -29,7 +29,8 @@ _DELEGATE = "executorch_call_delegate"
 
 def _require() -> None:
     try:
-        import executorch.exir  # noqa: F401
+        with captured_output():  # torchao's optional kernels log load failures on import
+            import executorch.exir  # noqa: F401
     except ImportError:
         raise ExportError(INSTALL_HINT) from None
 

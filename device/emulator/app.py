@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,67 @@ def _error(
     )
 
 
+Infer = Callable[[np.ndarray], list[np.ndarray]]
+_CPU = {
+    "compiled_model": "XNNPACK",
+    "interpreter": "XNNPACK",
+    "onnxruntime": "ONNX Runtime's CPU provider",
+    "executorch": "XNNPACK",
+}
+
+
+def _load(config: RunConfig, path: Path) -> tuple[Infer, tuple[tuple[int, ...], str]]:
+    """The engine's inference function and the (shape, dtype) its input wants.
+
+    The engines of the app, run on the host: LiteRT (XNNPACK) for ``.tflite``, ONNX Runtime's
+    CPU provider for ``.onnx`` (the app adds XNNPACK/NNAPI providers where the phone has them),
+    the ExecuTorch runtime for ``.pte`` (XNNPACK-delegated parts run on XNNPACK).
+    """
+    if config.engine == "onnxruntime":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = config.threads, 1, 3
+        try:
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            raise ValueError(f"not a loadable ONNX model ({type(exc).__name__}: {exc})") from exc
+        inp, names = sess.get_inputs()[0], [o.name for o in sess.get_outputs()]
+        dtype = "float16" if inp.type == "tensor(float16)" else "float32"
+
+        def run_ort(x: np.ndarray) -> list[np.ndarray]:
+            return [np.asarray(y) for y in sess.run(names, {inp.name: x})]
+
+        return run_ort, (tuple(int(d) for d in inp.shape), dtype)
+    if config.engine == "executorch":
+        import torch
+        from executorch.runtime import Runtime
+
+        try:
+            method = Runtime.get().load_program(str(path)).load_method("forward")
+        except Exception as exc:  # the runtime raises RuntimeError or its own types
+            raise ValueError(f"not a loadable ExecuTorch program ({type(exc).__name__}: {exc})") from exc
+        shape = tuple(int(d) for d in method.metadata.input_tensor_meta(0).sizes())
+
+        def run_et(x: np.ndarray) -> list[np.ndarray]:
+            return [y.detach().numpy().copy() for y in method.execute([torch.from_numpy(x)])]
+
+        return run_et, (shape, "float32")
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=config.threads)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    outs = interp.get_output_details()
+
+    def run_litert(x: np.ndarray) -> list[np.ndarray]:
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        return [interp.get_tensor(o["index"]).copy() for o in outs]
+
+    return run_litert, (tuple(int(d) for d in inp["shape"]), str(np.dtype(inp["dtype"])))
+
+
 def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
     """Carry out one run; never raises for bad input, it reports it in the result."""
     config: RunConfig | None = None
@@ -69,19 +131,13 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
         inputs = [decode_tensor((run_dir / t.file).read_bytes(), t) for t in config.inputs]
     except (OSError, ProtocolError) as exc:
         return _error(config, run_id, "bad_config", str(exc), device)
-    from ai_edge_litert.interpreter import Interpreter
-
     start = time.perf_counter()
     try:
-        interp = Interpreter(model_path=str(run_dir / config.model), num_threads=config.threads)
-        interp.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
+        infer, expected = _load(config, run_dir / config.model)
+    except (ValueError, RuntimeError, OSError) as exc:
         return _error(config, run_id, "model_load", str(exc).splitlines()[0][:300], device)
     load_ms = (time.perf_counter() - start) * 1e3
     memory["after_load"] = read_proc_status()
-    inp = interp.get_input_details()[0]
-    outs = interp.get_output_details()
-    expected = (tuple(int(d) for d in inp["shape"]), str(np.dtype(inp["dtype"])))
     for t in config.inputs:
         if (t.shape, t.dtype) != expected:
             return _error(
@@ -91,11 +147,6 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
                 f"{t.file} is {t.dtype} {list(t.shape)}, model wants {expected[1]} {list(expected[0])}",
                 device,
             )
-
-    def infer(x: np.ndarray) -> list[np.ndarray]:
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        return [interp.get_tensor(o["index"]).copy() for o in outs]
 
     out_files: list[TensorFile] = []
     first_ms = 0.0
@@ -119,12 +170,12 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
     memory["after_runs"] = read_proc_status()
     fallback = None
     if config.accelerator != "cpu":
-        fallback = f"the emulated device has no {config.accelerator.upper()} delegate; ran on CPU (XNNPACK)"
+        fallback = f"the emulated device has no {config.accelerator.upper()} delegate; ran on CPU ({_CPU[config.engine]})"
     return RunResult(
         run_id=config.run_id,
         status="ok",
         app_version=APP_VERSION,
-        engine="interpreter",
+        engine="interpreter" if config.engine in ("compiled_model", "interpreter") else config.engine,
         accelerator_requested=config.accelerator,
         accelerator_used="cpu",
         available_accelerators=("cpu",),

@@ -69,6 +69,20 @@ class Runner(ABC):
         """How much of the graph a delegate took; None for backends without delegates."""
         return None
 
+    @property
+    def input_tensor(self) -> tuple[tuple[int, ...], str]:
+        """(shape, dtype name) of the input tensor as stored in the file."""
+        return self.input_shape, self.input_dtype
+
+    @property
+    def output_quantization(self) -> list[tuple[float, int] | None]:
+        """(scale, zero point) per integer output; float outputs (every one here) are None."""
+        return [None]
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """``x`` in the input tensor's own dtype (float32 here)."""
+        return np.ascontiguousarray(x, dtype=np.float32)
+
     @abstractmethod
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Backend-specific inference on a validated float32 array."""

@@ -177,3 +177,27 @@ def test_bench_runs_every_pinned_parity_input_by_default(lab: Lab, image_dir: Pa
     )
     assert report.ok, report.cells
     assert report.cells[0]["parity_vs_host"]["samples"] == 24  # more than any fixed output bound
+
+
+def test_litert_onnxruntime_and_executorch_side_by_side(lab: Lab, image_dir: Path, tmp_path: Path) -> None:
+    """One export, three runtimes: each gets its engine in config.json, runs in the emulated app
+    with its own runtime, and is judged against the host run of the same file and PyTorch."""
+    pytest.importorskip("executorch", reason="the executorch extra (CI installs it)")
+    from edgekit.exporting import export
+    from edgekit.spec import ExportSpec, ModelSource
+    from tests.conftest import TINY_ARCH
+
+    out = tmp_path / "x"
+    export(ExportSpec(source=ModelSource(arch=TINY_ARCH), out_dir=out, input_shape=(1, 3, 32, 32),
+                      variants=("tflite_fp32", "onnx_fp32", "executorch_fp32", "executorch_int8"),
+                      calib_dir=image_dir, calib_samples=16, parity_samples=8))  # fmt: skip
+    _, adb = lab.start(lab.device())
+    report = bench(_spec(out, tmp_path / "b"), adb=adb)
+    by_variant = {c["variant"]: c for c in report.cells}
+    assert {c["runtime"] for c in report.cells} == {"litert", "onnxruntime", "executorch"}
+    assert by_variant["onnx_fp32"]["engine"] == "onnxruntime"
+    assert by_variant["executorch_int8"]["engine"] == "executorch"
+    for c in report.cells:
+        assert c["status"] == "ok", c
+        assert c["parity_vs_host"]["passed"] and c["parity_vs_host"]["max_abs_diff"] == 0.0, c["variant"]
+        assert c["parity_vs_torch"]["passed"] and c["latency"]["p50"] > 0

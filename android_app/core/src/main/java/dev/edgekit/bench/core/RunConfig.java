@@ -87,7 +87,7 @@ public final class RunConfig {
         String accelerator = optString(o, "accelerator", "cpu", where);
         oneOf(accelerator, "accelerator", "cpu", "gpu", "npu");
         String engine = optString(o, "engine", "compiled_model", where);
-        oneOf(engine, "engine", "compiled_model", "interpreter");
+        oneOf(engine, "engine", "compiled_model", "interpreter", "onnxruntime", "executorch");
         String gpuPrecision = optString(o, "gpu_precision", "fp32", where);
         oneOf(gpuPrecision, "gpu_precision", "fp32", "fp16");
         long threads = optInt(o, "threads", 4, where);
