@@ -51,7 +51,7 @@ def evaluate(
         None, "--arch-kwargs", help="JSON object of factory keyword arguments."
     ),
     face_crop_on: bool = typer.Option(
-        False, "--face-crop", help=FACE_CROP_HELP + " Default: as the export recorded."
+        False, "--face-crop", metavar="", help=FACE_CROP_HELP + " Default: as the export recorded."
     ),
     face_margin: float = typer.Option(FACE_MARGIN, "--face-margin", help=FACE_MARGIN_HELP),
     resume: bool = typer.Option(

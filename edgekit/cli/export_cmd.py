@@ -277,7 +277,9 @@ def export(
         help="bilinear, bicubic or nearest (default: the model's, else bilinear).",
         rich_help_panel=_MODEL,
     ),
-    face_crop: bool = typer.Option(False, "--face-crop", help=FACE_CROP_HELP, rich_help_panel=_MODEL),
+    face_crop: bool = typer.Option(
+        False, "--face-crop", metavar="", help=FACE_CROP_HELP, rich_help_panel=_MODEL
+    ),
     face_margin: float = typer.Option(
         FACE_MARGIN, "--face-margin", help=FACE_MARGIN_HELP, rich_help_panel=_MODEL
     ),

@@ -73,22 +73,20 @@ def _reachable(address: str) -> None:
 class ShardScorer:
     """What each Ray actor runs: the variants loaded once, then one shard of files per call."""
 
-    def __init__(self, spec: Any, pre: Preprocess) -> None:
+    def __init__(
+        self, spec: Any, pre: Preprocess, build: Callable[[Any], Any], score: Callable[..., float]
+    ) -> None:
         import torch
 
-        from edgekit.evaluation.evaluate import build_scorers
-
         torch.set_num_threads(1)  # one CPU per actor: Ray schedules the parallelism
-        self.spec, self.pre = spec, pre
-        self.scorers = build_scorers(spec)
+        self.spec, self.pre, self.score_chunks = spec, pre, score
+        self.scorers = build(spec)
 
     def score(self, items: list[Item]) -> tuple[list[tuple[Frames, dict[str, np.ndarray]]], dict[str, float]]:
         """Score ``items``: per chunk its provenance and one score column per variant; and the
         seconds each step took on this actor."""
-        from edgekit.evaluation.evaluate import score_chunks
-
         out: list[tuple[Frames, dict[str, np.ndarray]]] = []
-        seconds = score_chunks(items, self.pre, self.spec, self.scorers, lambda f, c: out.append((f, c)))
+        seconds = self.score_chunks(items, self.pre, self.spec, self.scorers, lambda f, c: out.append((f, c)))
         timing = {"decode": seconds, **{f"infer:{s.name}": s.seconds for s in self.scorers}}
         for s in self.scorers:
             s.seconds = 0.0
@@ -108,8 +106,13 @@ def score_on_ray(
     address: str,
     workers: int,
     sink: Callable[[Frames, dict[str, np.ndarray]], None],
+    build: Callable[[Any], Any],
+    score: Callable[..., float],
 ) -> dict[str, float]:
     """Score ``items`` on ``workers`` Ray actors; ``sink`` gets each chunk as it comes back.
+
+    ``build(spec)`` loads the scorers and ``score(items, pre, spec, scorers, sink)`` scores
+    (the local path's functions, handed in so this module does not import it back).
 
     Returns the seconds per step summed over the actors (CPU time spent, not wall time).
     """
@@ -117,7 +120,7 @@ def score_on_ray(
     from ray.util import ActorPool
 
     actor = ray.remote(num_cpus=1)(ShardScorer)
-    pool = ActorPool([actor.remote(spec, pre) for _ in range(workers)])
+    pool = ActorPool([actor.remote(spec, pre, build, score) for _ in range(workers)])
     timing: dict[str, float] = {}
     per_shard = max(1, spec.chunk // (spec.frames if any(i.is_video for i in items) else 1))
     try:

@@ -331,7 +331,7 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
         from edgekit.evaluation.distributed import score_on_ray
 
         say(f"scoring on Ray ({spec.ray}, {spec.ray_workers} workers)")
-        steps = score_on_ray(todo, spec, pre, spec.ray, spec.ray_workers, sink)
+        steps = score_on_ray(todo, spec, pre, spec.ray, spec.ray_workers, sink, build_scorers, score_chunks)
         decode_s = steps.pop("decode", 0.0)
     if log.progress.rows == 0:
         first = log.progress.skipped[0][1] if log.progress.skipped else "nothing to decode"

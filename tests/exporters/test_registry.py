@@ -12,7 +12,7 @@ def test_every_variant_declares_its_shape() -> None:
     files = set()
     for name, info in variants.items():
         assert info.name == name
-        assert info.format in {"tflite", "onnx"}
+        assert info.format in {"tflite", "onnx", "pte"}
         assert info.precision in {"fp32", "fp16", "int8", "mixed"}
         assert info.description, name
         files.add(info.filename("m"))
@@ -21,6 +21,7 @@ def test_every_variant_declares_its_shape() -> None:
         "tflite_int8",
         "tflite_int8_io",
         "onnx_int8",
+        "executorch_int8",
     }
 
 
