@@ -386,6 +386,8 @@ def _record(cell: Cell, spec: BenchSpec, info: DeviceInfo, result: RunResult, ou
         "timings_ms": list(result.timings_ms),
         "load_ms": result.load_ms,
         "first_inference_ms": result.first_inference_ms,
+        "copy_in_ms": result.copy_in_ms,  # outside the timed region, as on the phone
+        "copy_out_ms": result.copy_out_ms,
         "memory": {k: vars(v) for k, v in result.memory.items()},
         "peak_ram_mb": peak_mb,
         "ram_budget_mb": budget,

@@ -243,6 +243,9 @@ class RunResult:
     load_ms: float | None = None
     first_inference_ms: float | None = None
     timings_ms: tuple[float, ...] = ()
+    #: median copy of the input in and the outputs out per timed run (outside timings_ms)
+    copy_in_ms: float | None = None
+    copy_out_ms: float | None = None
     outputs: tuple[TensorFile, ...] = ()
     memory: dict[str, Memory] = field(default_factory=dict)
     fallback_reason: str | None = None
@@ -287,7 +290,7 @@ class RunResult:
         accelerators = _optional(d, "available_accelerators", list, [], where) or []
         if not all(isinstance(a, str) for a in accelerators):
             raise ProtocolError(f"{where}: available_accelerators must be a list of names")
-        for key in ("load_ms", "first_inference_ms"):
+        for key in ("load_ms", "first_inference_ms", "copy_in_ms", "copy_out_ms"):
             if d.get(key) is not None and not _finite_ms(d[key]):
                 raise ProtocolError(f"{where}: {key} must be a finite non-negative number")
         for key in ("accelerator_used", "fallback_reason", "error_kind", "error_message"):
@@ -306,6 +309,8 @@ class RunResult:
             load_ms=d.get("load_ms"),
             first_inference_ms=d.get("first_inference_ms"),
             timings_ms=tuple(float(t) for t in timings),
+            copy_in_ms=d.get("copy_in_ms"),
+            copy_out_ms=d.get("copy_out_ms"),
             outputs=tuple(TensorFile.from_dict(t, f"{where} outputs[{i}]") for i, t in enumerate(outputs)),
             memory=memory,
             fallback_reason=d.get("fallback_reason"),

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,21 @@ def _error(
 
 
 Infer = Callable[[np.ndarray], list[np.ndarray]]
+
+
+class Steps:
+    """An engine split as the app splits it: copy in, inference (the timed part), copy out."""
+
+    def __init__(self, write: Callable[[np.ndarray], None], invoke: Callable[[], None],
+                 read: Callable[[], list[np.ndarray]]) -> None:  # fmt: skip
+        self.write, self.invoke, self.read = write, invoke, read
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        self.write(x)
+        self.invoke()
+        return self.read()
+
+
 _CPU = {
     "compiled_model": "XNNPACK",
     "interpreter": "XNNPACK",
@@ -69,7 +85,7 @@ _CPU = {
 }
 
 
-def _load(config: RunConfig, path: Path) -> tuple[Infer, tuple[tuple[int, ...], str]]:
+def _load(config: RunConfig, path: Path) -> tuple[Steps, tuple[tuple[int, ...], str]]:
     """The engine's inference function and the (shape, dtype) its input wants.
 
     The engines of the app, run on the host: LiteRT (XNNPACK) for ``.tflite``, ONNX Runtime's
@@ -88,10 +104,22 @@ def _load(config: RunConfig, path: Path) -> tuple[Infer, tuple[tuple[int, ...], 
         inp, names = sess.get_inputs()[0], [o.name for o in sess.get_outputs()]
         dtype = "float16" if inp.type == "tensor(float16)" else "float32"
 
-        def run_ort(x: np.ndarray) -> list[np.ndarray]:
-            return [np.asarray(y) for y in sess.run(names, {inp.name: x})]
+        io = sess.io_binding()
+        state: dict[str, list[np.ndarray]] = {}
 
-        return run_ort, (tuple(int(d) for d in inp.shape), dtype)
+        def write_ort(x: np.ndarray) -> None:
+            io.bind_cpu_input(inp.name, x)
+            for n in names:
+                io.bind_output(n)
+
+        def invoke_ort() -> None:
+            sess.run_with_iobinding(io)
+
+        def read_ort() -> list[np.ndarray]:
+            state["out"] = [np.array(y) for y in io.copy_outputs_to_cpu()]
+            return state["out"]
+
+        return Steps(write_ort, invoke_ort, read_ort), (tuple(int(d) for d in inp.shape), dtype)
     if config.engine == "executorch":
         import torch
         from executorch.runtime import Runtime
@@ -102,10 +130,18 @@ def _load(config: RunConfig, path: Path) -> tuple[Infer, tuple[tuple[int, ...], 
             raise ValueError(f"not a loadable ExecuTorch program ({type(exc).__name__}: {exc})") from exc
         shape = tuple(int(d) for d in method.metadata.input_tensor_meta(0).sizes())
 
-        def run_et(x: np.ndarray) -> list[np.ndarray]:
-            return [y.detach().numpy().copy() for y in method.execute([torch.from_numpy(x)])]
+        held: dict[str, Any] = {}
 
-        return run_et, (shape, "float32")
+        def write_et(x: np.ndarray) -> None:
+            held["in"] = torch.from_numpy(x.copy())
+
+        def invoke_et() -> None:
+            held["out"] = method.execute([held["in"]])
+
+        def read_et() -> list[np.ndarray]:
+            return [y.detach().numpy().copy() for y in held["out"]]
+
+        return Steps(write_et, invoke_et, read_et), (shape, "float32")
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path), num_threads=config.threads)
@@ -113,12 +149,32 @@ def _load(config: RunConfig, path: Path) -> tuple[Infer, tuple[tuple[int, ...], 
     inp = interp.get_input_details()[0]
     outs = interp.get_output_details()
 
-    def run_litert(x: np.ndarray) -> list[np.ndarray]:
+    def write_litert(x: np.ndarray) -> None:
         interp.set_tensor(inp["index"], x)
-        interp.invoke()
+
+    def read_litert() -> list[np.ndarray]:
         return [interp.get_tensor(o["index"]).copy() for o in outs]
 
-    return run_litert, (tuple(int(d) for d in inp["shape"]), str(np.dtype(inp["dtype"])))
+    return Steps(write_litert, interp.invoke, read_litert), (
+        tuple(int(d) for d in inp["shape"]),
+        str(np.dtype(inp["dtype"])),
+    )
+
+
+def _model_problem(path: Path, config: RunConfig) -> str | None:
+    """Why the model file is not the one config.json names (size, then sha256), or None."""
+    import hashlib
+
+    try:
+        size = path.stat().st_size
+        if size != config.model_size:
+            return f"{config.model} is {size} bytes, config.json says {config.model_size}"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        return f"cannot read {config.model}: {exc.strerror}"
+    if digest != config.model_sha256:
+        return f"{config.model} has sha256 {digest}, config.json says {config.model_sha256}"
+    return None
 
 
 def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
@@ -131,6 +187,9 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
         inputs = [decode_tensor((run_dir / t.file).read_bytes(), t) for t in config.inputs]
     except (OSError, ProtocolError) as exc:
         return _error(config, run_id, "bad_config", str(exc), device)
+    problem = _model_problem(run_dir / config.model, config)
+    if problem:
+        return _error(config, run_id, "model_checksum", problem, device)
     start = time.perf_counter()
     try:
         infer, expected = _load(config, run_dir / config.model)
@@ -163,10 +222,18 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
     for _ in range(config.warmup):
         infer(inputs[0])
     timings: list[float] = []
-    for _ in range(config.runs):
-        s = time.perf_counter()
-        infer(inputs[0])
-        timings.append((time.perf_counter() - s) * 1e3)
+    copy_in: list[float] = []
+    copy_out: list[float] = []
+    for _ in range(config.runs):  # inference alone is timed, as the app does; copies apart
+        started = time.perf_counter()
+        infer.write(inputs[0])
+        written = time.perf_counter()
+        infer.invoke()
+        invoked = time.perf_counter()
+        infer.read()
+        copy_in.append((written - started) * 1e3)
+        timings.append((invoked - written) * 1e3)
+        copy_out.append((time.perf_counter() - invoked) * 1e3)
     memory["after_runs"] = read_proc_status()
     fallback = None
     if config.accelerator != "cpu":
@@ -183,6 +250,8 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
         load_ms=round(load_ms, 4),
         first_inference_ms=round(first_ms, 4),
         timings_ms=tuple(round(t, 5) for t in timings),
+        copy_in_ms=round(float(np.median(copy_in)), 5),
+        copy_out_ms=round(float(np.median(copy_out)), 5),
         outputs=tuple(out_files),
         memory=memory,
         fallback_reason=fallback,

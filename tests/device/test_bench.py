@@ -201,3 +201,39 @@ def test_litert_onnxruntime_and_executorch_side_by_side(lab: Lab, image_dir: Pat
         assert c["status"] == "ok", c
         assert c["parity_vs_host"]["passed"] and c["parity_vs_host"]["max_abs_diff"] == 0.0, c["variant"]
         assert c["parity_vs_torch"]["passed"] and c["latency"]["p50"] > 0
+
+
+def test_copies_are_outside_the_timed_region_and_a_swapped_model_is_refused(tmp_path: Path) -> None:
+    """The emulated app times inference alone (copies reported apart) and checks the model's
+    size and sha256 against config.json before loading, as the Java core does."""
+    import numpy as np
+    import torch
+
+    from edgekit._io import sha256_bytes
+    from edgekit.device.emulator.app import run
+    from edgekit.device.protocol import RunConfig, TensorFile, encode_tensor
+    from tests.models import build_tiny
+
+    ep = torch.export.export(build_tiny().eval(), (torch.zeros(1, 3, 32, 32),))
+    from edgekit.exporters.registry import ExportContext
+    from edgekit.exporters.tflite import export_fp32
+    from edgekit.spec import InputSpec
+
+    data = export_fp32(ExportContext(ep.module(), InputSpec(shape=(1, 3, 32, 32)), None))
+    run_dir = tmp_path / "run-1"
+    run_dir.mkdir()
+    (run_dir / "model.tflite").write_bytes(data)
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    (run_dir / "input_000.bin").write_bytes(encode_tensor(x, "float32"))
+    cfg = RunConfig("run-1", "model.tflite", sha256_bytes(data), len(data),
+                    (TensorFile("input_000.bin", "float32", (1, 3, 32, 32)),), "cpu", 1, 1, 5)  # fmt: skip
+    (run_dir / "config.json").write_text(cfg.to_json())
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out2").mkdir()
+    result = run(run_dir, tmp_path / "out", {})
+    assert result.status == "ok" and len(result.timings_ms) == 5
+    assert result.copy_in_ms is not None and result.copy_out_ms is not None and result.copy_in_ms >= 0
+    (run_dir / "model.tflite").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit, same size
+    tampered = run(run_dir, tmp_path / "out2", {})
+    assert tampered.status == "error" and tampered.error_kind == "model_checksum"
+    assert "sha256" in (tampered.error_message or "")

@@ -32,27 +32,39 @@ class InterpreterEngine : Engine {
 
     override fun inputSpec(file: String): TensorSpec = meta.inputs[0].spec(file)
 
-    override fun run(input: ByteArray): List<Engine.Output> {
-        val interp = interpreter ?: throw EngineException("inference", "model not loaded")
+    private var inBuf: ByteBuffer? = null
+    private var outBufs: List<ByteBuffer> = emptyList()
+
+    override fun write(input: ByteArray) {
         if (input.size != meta.inputs[0].byteSize) {
             throw EngineException("input_mismatch", "input has ${input.size} bytes, the model wants ${meta.inputs[0].byteSize}")
         }
-        val inBuf = ByteBuffer.allocateDirect(input.size).order(ByteOrder.nativeOrder())
-        inBuf.put(input).rewind()
-        val outBufs = meta.outputs.map { ByteBuffer.allocateDirect(it.byteSize).order(ByteOrder.nativeOrder()) }
+        val buf = inBuf ?: ByteBuffer.allocateDirect(input.size).order(ByteOrder.nativeOrder()).also { inBuf = it }
+        buf.rewind()
+        buf.put(input).rewind()
+        if (outBufs.isEmpty()) {
+            outBufs = meta.outputs.map { ByteBuffer.allocateDirect(it.byteSize).order(ByteOrder.nativeOrder()) }
+        }
+    }
+
+    override fun invoke() {
+        val interp = interpreter ?: throw EngineException("inference", "model not loaded")
+        val input = inBuf ?: throw EngineException("inference", "no input written")
+        outBufs.forEach { it.rewind() }
         try {
-            interp.runForMultipleInputsOutputs(arrayOf<Any>(inBuf), outBufs.withIndex().associate { it.index to it.value as Any })
+            interp.runForMultipleInputsOutputs(arrayOf<Any>(input), outBufs.withIndex().associate { it.index to it.value as Any })
         } catch (e: IllegalArgumentException) {
             throw EngineException("input_mismatch", e.message ?: "input rejected", e)
         } catch (e: Exception) {
             throw EngineException("inference", e.message ?: "Interpreter run failed", e)
         }
-        return outBufs.mapIndexed { i, buf ->
-            val bytes = ByteArray(buf.capacity())
-            buf.rewind()
-            buf.get(bytes)
-            Engine.Output(meta.outputs[i].dtype, meta.outputs[i].shape, bytes)
-        }
+    }
+
+    override fun read(): List<Engine.Output> = outBufs.mapIndexed { i, buf ->
+        val bytes = ByteArray(buf.capacity())
+        buf.rewind()
+        buf.get(bytes)
+        Engine.Output(meta.outputs[i].dtype, meta.outputs[i].shape, bytes)
     }
 
     override fun close() {

@@ -33,7 +33,11 @@ class LiteRtEngine(private val context: Context) : Engine {
             throw EngineException("model_load", "LiteRT environment: ${e.message}", e)
         }
         env = environment
-        val available = environment.getAvailableAccelerators().map { it.name.lowercase() }.sorted()
+        val available = try {
+            environment.getAvailableAccelerators().map { it.name.lowercase() }.sorted()
+        } catch (e: LiteRtException) {
+            throw EngineException("model_load", "LiteRT accelerators: ${e.message}", e)
+        }
         var used = config.accelerator
         var reason: String? = null
         if (used == "npu" && Build.VERSION.SDK_INT < 36) {
@@ -58,8 +62,12 @@ class LiteRtEngine(private val context: Context) : Engine {
             }
         }
         this.model = compiled
-        inputBuffers = compiled.createInputBuffers()
-        outputBuffers = compiled.createOutputBuffers()
+        try {
+            inputBuffers = compiled.createInputBuffers()
+            outputBuffers = compiled.createOutputBuffers()
+        } catch (e: LiteRtException) {
+            throw EngineException("model_load", "LiteRT buffers: ${e.message}", e)
+        }
         return Engine.Loaded("compiled_model", used, available, reason)
     }
 
@@ -84,8 +92,7 @@ class LiteRtEngine(private val context: Context) : Engine {
 
     override fun inputSpec(file: String): TensorSpec = meta.inputs[0].spec(file)
 
-    override fun run(input: ByteArray): List<Engine.Output> {
-        val compiled = model ?: throw EngineException("inference", "model not loaded")
+    override fun write(input: ByteArray) {
         val want = meta.inputs[0]
         if (input.size != want.byteSize) {
             throw EngineException("input_mismatch", "input has ${input.size} bytes, the model wants ${want.byteSize}")
@@ -98,7 +105,22 @@ class LiteRtEngine(private val context: Context) : Engine {
                 "int32" -> buffer.writeInt(Bytes.toInts(input))
                 else -> throw EngineException("input_mismatch", "unsupported input type ${want.dtype}")
             }
+        } catch (e: LiteRtException) {
+            throw EngineException("inference", e.message ?: "LiteRT input write failed", e)
+        }
+    }
+
+    override fun invoke() {
+        val compiled = model ?: throw EngineException("inference", "model not loaded")
+        try {
             compiled.run(inputBuffers, outputBuffers)
+        } catch (e: LiteRtException) {
+            throw EngineException("inference", e.message ?: "LiteRT run failed", e)
+        }
+    }
+
+    override fun read(): List<Engine.Output> {
+        try {
             return outputBuffers.mapIndexed { i, out ->
                 val m = meta.outputs[i]
                 val data = when (m.dtype) {
@@ -110,7 +132,7 @@ class LiteRtEngine(private val context: Context) : Engine {
                 Engine.Output(m.dtype, m.shape, data)
             }
         } catch (e: LiteRtException) {
-            throw EngineException("inference", e.message ?: "LiteRT run failed", e)
+            throw EngineException("inference", e.message ?: "LiteRT output read failed", e)
         }
     }
 

@@ -68,6 +68,8 @@ public final class BenchmarkLoop {
         r.threads = config.threads;
         r.memory.put("before_load", beforeLoad);
         try {
+            progress.stage("verify");
+            ModelCheck.verify(runDir.resolve(config.model), config);
             progress.stage("load");
             long start = clock.nanoTime();
             Engine.Loaded loaded = engine.load(runDir.resolve(config.model), config);
@@ -104,13 +106,24 @@ public final class BenchmarkLoop {
                 engine.run(inputs.get(0));
             }
             progress.stage("timed");
+            // inference alone is timed, as benchmark_model does; the copies are reported apart
             double[] timings = new double[config.runs];
+            double[] copyIn = new double[config.runs];
+            double[] copyOut = new double[config.runs];
             for (int i = 0; i < config.runs; i++) {
                 long s = clock.nanoTime();
-                engine.run(inputs.get(0));
-                timings[i] = msSince(s);
+                engine.write(inputs.get(0));
+                long t = clock.nanoTime();
+                engine.invoke();
+                long u = clock.nanoTime();
+                engine.read();
+                copyIn[i] = (t - s) / 1e6;
+                timings[i] = (u - t) / 1e6;
+                copyOut[i] = msSince(u);
             }
             r.timingsMs = timings;
+            r.copyInMs = LatencyStats.median(copyIn);
+            r.copyOutMs = LatencyStats.median(copyOut);
             r.memory.put("after_runs", memory.snapshot());
             return r;
         } catch (EngineException e) {
@@ -119,6 +132,12 @@ public final class BenchmarkLoop {
             return failed(r, config, "inference", e.getMessage());
         } catch (OutOfMemoryError e) {
             return failed(r, config, "out_of_memory", "out of memory: " + e.getMessage());
+        } catch (IOException e) {
+            throw e; // the result folder itself failed: the host sees a missing result.json
+        } catch (Exception e) {
+            // anything else an engine let escape (a runtime's own exception, checked ones thrown from
+            // Kotlin included): an error result, never a crash
+            return failed(r, config, "engine", e.getClass().getSimpleName() + ": " + e.getMessage());
         } finally {
             engine.close();
         }

@@ -5,7 +5,9 @@ import java.util.List;
 
 /**
  * An inference engine: LiteRT CompiledModel or Interpreter on Android, a fake in tests.
- * Tensors cross this interface as raw little-endian bytes in the model's own dtype.
+ * Tensors cross this interface as raw little-endian bytes in the model's own dtype. Any
+ * exception an engine lets escape (a runtime's own unchecked exception included) becomes an
+ * error result of kind {@code engine}: the app never crashes on a model.
  */
 public interface Engine extends AutoCloseable {
 
@@ -43,8 +45,21 @@ public interface Engine extends AutoCloseable {
     /** dtype and shape the single input tensor expects, after load. */
     TensorSpec inputSpec(String file) throws EngineException, ProtocolException;
 
-    /** One inference; throws kind input_mismatch or inference. */
-    List<Output> run(byte[] input) throws EngineException;
+    /** Copy one input (raw bytes in the model's dtype) into the engine's input buffer. */
+    void write(byte[] input) throws EngineException;
+
+    /** Run inference on the written input: the only step the timed runs measure. */
+    void invoke() throws EngineException;
+
+    /** Copy the outputs of the last invoke out of the engine. */
+    List<Output> read() throws EngineException;
+
+    /** write, invoke, read: one whole inference (parity outputs, warm-up). */
+    default List<Output> run(byte[] input) throws EngineException {
+        write(input);
+        invoke();
+        return read();
+    }
 
     @Override
     void close();

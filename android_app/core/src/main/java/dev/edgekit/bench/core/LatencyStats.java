@@ -51,6 +51,16 @@ public final class LatencyStats {
         return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
     }
 
+    /** The median of {@code values} (0 for none). */
+    public static double median(double[] values) {
+        if (values.length == 0) {
+            return 0.0;
+        }
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        return percentile(sorted, 50);
+    }
+
     public static LatencyStats of(double[] timingsMs) {
         if (timingsMs.length == 0) {
             throw new IllegalArgumentException("no timings");

@@ -22,6 +22,9 @@ public final class RunResult {
     public Double loadMs;
     public Double firstInferenceMs;
     public double[] timingsMs = new double[0];
+    /** Median copy of the input into the engine and of the outputs out of it, per timed run (not in timings). */
+    public Double copyInMs;
+    public Double copyOutMs;
     public List<TensorSpec> outputs = new ArrayList<>();
     public Map<String, MemorySnapshot> memory = new LinkedHashMap<>();
     public String fallbackReason;
@@ -49,6 +52,7 @@ public final class RunResult {
                 t.put(v);
             }
             o.put("timings_ms", t);
+            o.put("copy_in_ms", orNull(copyInMs)).put("copy_out_ms", orNull(copyOutMs));
             JSONArray outs = new JSONArray();
             for (TensorSpec s : outputs) {
                 outs.put(s.toJson());
@@ -119,6 +123,8 @@ public final class RunResult {
         }
         r.fallbackReason = optString(o, "fallback_reason");
         r.errorMessage = optString(o, "error_message");
+        r.copyInMs = o.isNull("copy_in_ms") ? null : o.optDouble("copy_in_ms");
+        r.copyOutMs = o.isNull("copy_out_ms") ? null : o.optDouble("copy_out_ms");
         r.emulated = o.optBoolean("emulated", false);
         return r;
     }

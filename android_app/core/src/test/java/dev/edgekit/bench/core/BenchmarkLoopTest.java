@@ -28,7 +28,8 @@ import org.junit.rules.TemporaryFolder;
 public class BenchmarkLoopTest {
     @Rule public TemporaryFolder tmp = new TemporaryFolder();
 
-    private static final String SHA = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    /** sha256 of the 3-byte model file every run folder holds (the app checks it before loading). */
+    private static final String SHA = "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81";
 
     private Path runDir(String runId, String config, int nInputs, int bytesPerInput) throws IOException {
         Path dir = tmp.newFolder(runId).toPath();
@@ -114,7 +115,7 @@ public class BenchmarkLoopTest {
             expected += 2 + j * 0.5f;
         }
         assertEquals(expected, sum2[0], 1e-5);
-        assertEquals(List.of("load", "parity", "warmup", "timed", "done"), stages);
+        assertEquals(List.of("verify", "load", "parity", "warmup", "timed", "done"), stages);
         RunResult parsed = RunResult.parse(new String(Files.readAllBytes(out.resolve("result.json")),
                 StandardCharsets.UTF_8));
         assertArrayEquals(r.timingsMs, parsed.timingsMs, 0.0);
@@ -126,6 +127,55 @@ public class BenchmarkLoopTest {
         try (Stream<Path> files = Files.list(out)) {
             assertFalse("no temp files left", files.anyMatch(p -> p.getFileName().toString().endsWith(".tmp")));
         }
+    }
+
+    @Test
+    public void onlyInferenceIsTimedAndTheCopiesAreReportedApart() throws Exception {
+        Path dir = runDir("copy-run", config("copy-run", "cpu", 6, 1), 1, 48);
+        Path out = tmp.newFolder("out-copy").toPath();
+        FakeEngine engine = new FakeEngine();
+        engine.copyInMs = 3.0;
+        engine.copyOutMs = 2.0;
+        RunResult r = run(engine, dir, out);
+        assertEquals("ok", r.status);
+        for (double t : r.timingsMs) {
+            assertTrue("copies leaked into the timed region: " + t, t >= 1.0 && t <= 1.75);
+        }
+        assertEquals(3.0, r.copyInMs, 1e-9);
+        assertEquals(2.0, r.copyOutMs, 1e-9);
+        RunResult parsed = RunResult.parse(new String(Files.readAllBytes(out.resolve("result.json")),
+                StandardCharsets.UTF_8));
+        assertEquals(3.0, parsed.copyInMs, 1e-9);
+    }
+
+    @Test
+    public void aRuntimeExceptionFromTheEngineIsAnErrorResult() throws Exception {
+        Path dir = runDir("rt-run", config("rt-run", "gpu", 4, 1), 1, 48);
+        Path out = tmp.newFolder("out-rt").toPath();
+        FakeEngine engine = new FakeEngine();
+        engine.invokeFailure = new IllegalStateException("createInputBuffers failed: GPU delegate rejected the graph");
+        RunResult r = run(engine, dir, out);
+        assertEquals("error", r.status);
+        assertEquals("engine", r.errorKind);
+        assertTrue(r.errorMessage.contains("IllegalStateException") && r.errorMessage.contains("createInputBuffers"));
+        assertTrue(engine.closed);
+        assertTrue(Files.exists(out.resolve("result.json")));
+    }
+
+    @Test
+    public void aModelThatIsNotTheOnePushedIsRefusedBeforeLoading() throws Exception {
+        Path dir = runDir("sha-run", config("sha-run", "cpu", 4, 1), 1, 48);
+        Files.write(dir.resolve("model.tflite"), new byte[] {1, 2, 4}); // same size, one byte changed
+        FakeEngine engine = new FakeEngine();
+        RunResult r = run(engine, dir, tmp.newFolder("out-sha").toPath());
+        assertEquals("error", r.status);
+        assertEquals("model_checksum", r.errorKind);
+        assertTrue(r.errorMessage.contains("sha256"));
+        assertEquals(0, engine.runs);
+        Files.write(dir.resolve("model.tflite"), new byte[] {1, 2});
+        RunResult shorter = run(new FakeEngine(), dir, tmp.newFolder("out-size").toPath());
+        assertEquals("model_checksum", shorter.errorKind);
+        assertTrue(shorter.errorMessage.contains("2 bytes"));
     }
 
     @Test

@@ -16,6 +16,13 @@ final class FakeEngine implements Engine {
     int runs;
     boolean closed;
     FakeClock clock;
+    /** Milliseconds the fake copy-in and copy-out take (outside the timed inference). */
+    double copyInMs;
+    double copyOutMs;
+    /** An unchecked exception thrown by invoke, as a runtime's own exception would be. */
+    RuntimeException invokeFailure;
+    private byte[] input;
+    private float sum;
 
     @Override
     public Loaded load(Path model, RunConfig config) throws EngineException {
@@ -34,17 +41,35 @@ final class FakeEngine implements Engine {
     }
 
     @Override
-    public List<Output> run(byte[] input) {
+    public void write(byte[] input) {
+        if (clock != null) {
+            clock.advanceMs(copyInMs);
+        }
+        this.input = input.clone();
+    }
+
+    @Override
+    public void invoke() {
         if (oom) {
             throw new OutOfMemoryError("fake engine ran out of memory");
+        }
+        if (invokeFailure != null) {
+            throw invokeFailure;
         }
         runs++;
         if (clock != null) {
             clock.advanceMs(1.0 + (runs % 4) * 0.25);
         }
-        float sum = 0;
+        sum = 0;
         for (float f : TensorFiles.floats(ByteBuffer.wrap(input))) {
             sum += f;
+        }
+    }
+
+    @Override
+    public List<Output> read() {
+        if (clock != null) {
+            clock.advanceMs(copyOutMs);
         }
         return Collections.singletonList(new Output("float32", new int[] {1, 1}, TensorFiles.encodeFloats(new float[] {sum})));
     }
