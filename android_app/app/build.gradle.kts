@@ -29,18 +29,25 @@ android {
         targetCompatibility = JavaVersion.VERSION_11
     }
 
-    kotlinOptions {
-        jvmTarget = "11"
-    }
 
     packaging {
         jniLibs.useLegacyPackaging = true
     }
 }
 
+// kotlinOptions {} is deprecated (an error from Kotlin 2.3): the compilerOptions DSL replaces it
+kotlin {
+    compilerOptions {
+        jvmTarget.set(org.jetbrains.kotlin.gradle.dsl.JvmTarget.JVM_11)
+    }
+}
+
 dependencies {
     implementation(project(":core"))
     implementation(libs.litert)
-    // From LiteRT 2.3.0 the GPU accelerator is a separate artifact; without it GPU silently means CPU.
+    // The GPU accelerator is a separate artifact; without it GPU means CPU (said in fallback_reason).
+    // The first build must confirm litert and litert-gpu do not carry the same classes.
     implementation(libs.litert.gpu)
+    implementation(libs.onnxruntime.android)
+    implementation(libs.executorch.android)
 }

@@ -44,7 +44,7 @@ class BenchInstrumentation : Instrumentation() {
                 })
             }
         } finally {
-            activity.finish()
+            runOnMainSync { activity.finish() } // an Activity is finished on its UI thread
         }
         results.putString("result_path", result.absolutePath)
         finish(Activity.RESULT_OK, results)

@@ -19,7 +19,12 @@ object BenchRunner {
     fun run(context: Context, runDir: String, runId: String, progress: ProgressListener): File {
         val engineName = runCatching { RunConfig.parse(File(runDir, Protocol.CONFIG_FILE).readText()).engine }
             .getOrDefault("compiled_model")
-        val engine: Engine = if (engineName == "interpreter") InterpreterEngine() else LiteRtEngine(context)
+        val engine: Engine = when (engineName) {
+            "interpreter" -> InterpreterEngine()
+            "onnxruntime" -> OrtEngine()
+            "executorch" -> ExecuTorchEngine()
+            else -> LiteRtEngine(context)
+        }
         val out = resultDir(context, runId)
         out.mkdirs()
         BenchmarkLoop(engine, Clock.SYSTEM, AndroidMemoryProbe(), AndroidThermalProbe(context), progress)

@@ -1,0 +1,117 @@
+package dev.edgekit.bench
+
+import ai.onnxruntime.OnnxTensor
+import ai.onnxruntime.OnnxJavaType
+import ai.onnxruntime.OrtEnvironment
+import ai.onnxruntime.OrtException
+import ai.onnxruntime.OrtSession
+import ai.onnxruntime.TensorInfo
+import dev.edgekit.bench.core.Engine
+import dev.edgekit.bench.core.EngineException
+import dev.edgekit.bench.core.RunConfig
+import dev.edgekit.bench.core.TensorSpec
+import java.nio.FloatBuffer
+import java.nio.file.Path
+
+/**
+ * ONNX Runtime (onnxruntime-android) on `.onnx` files. CPU runs through the XNNPACK execution
+ * provider when the build has it (else ORT's own CPU kernels, said in fallback_reason); GPU
+ * and NPU requests go to the NNAPI provider, which picks the device itself (and is deprecated
+ * from Android 15): what it really ran on is only known on the phone.
+ */
+class OrtEngine : Engine {
+    private var env: OrtEnvironment? = null
+    private var session: OrtSession? = null
+    private var inputName = ""
+    private var shape = LongArray(0)
+    private var tensor: OnnxTensor? = null
+    private var result: OrtSession.Result? = null
+
+    override fun load(model: Path, config: RunConfig): Engine.Loaded {
+        val environment = OrtEnvironment.getEnvironment()
+        env = environment
+        var used = config.accelerator
+        var reason: String? = null
+        val options = OrtSession.SessionOptions()
+        try {
+            options.setIntraOpNumThreads(config.threads)
+            if (config.accelerator == "cpu") {
+                try {
+                    options.addXnnpack(mapOf("intra_op_num_threads" to config.threads.toString()))
+                } catch (e: OrtException) {
+                    reason = "ONNX Runtime's XNNPACK provider is not in this build (${e.message}); ran on its CPU kernels"
+                }
+            } else {
+                try {
+                    options.addNnapi()
+                    reason = "ONNX Runtime reaches the ${config.accelerator.uppercase()} through NNAPI, which picks the device itself"
+                } catch (e: OrtException) {
+                    used = "cpu"
+                    reason = "the NNAPI provider failed (${e.message}); ran on CPU"
+                }
+            }
+            val opened = environment.createSession(model.toString(), options)
+            session = opened
+            inputName = opened.inputNames.firstOrNull()
+                ?: throw EngineException("model_load", "the ONNX model has no input")
+            val info = opened.inputInfo[inputName]?.info as? TensorInfo
+                ?: throw EngineException("model_load", "input $inputName is not a tensor")
+            if (info.type != OnnxJavaType.FLOAT) {
+                throw EngineException("model_load", "input $inputName is ${info.type}; the benchmark feeds float32")
+            }
+            shape = info.shape
+        } catch (e: OrtException) {
+            throw EngineException("model_load", "ONNX Runtime: ${e.message}", e)
+        } finally {
+            options.close()
+        }
+        return Engine.Loaded("onnxruntime", used, listOf("cpu", "gpu", "npu"), reason)
+    }
+
+    override fun inputSpec(file: String): TensorSpec = TensorSpec(file, "float32", shape.map { it.toInt() }.toIntArray())
+
+    override fun write(input: ByteArray) {
+        val environment = env ?: throw EngineException("inference", "model not loaded")
+        tensor?.close()
+        tensor = try {
+            OnnxTensor.createTensor(environment, FloatBuffer.wrap(Bytes.toFloats(input)), shape)
+        } catch (e: OrtException) {
+            throw EngineException("input_mismatch", e.message ?: "input rejected", e)
+        }
+    }
+
+    override fun invoke() {
+        val opened = session ?: throw EngineException("inference", "model not loaded")
+        val input = tensor ?: throw EngineException("inference", "no input written")
+        result?.close()
+        result = try {
+            opened.run(mapOf(inputName to input))
+        } catch (e: OrtException) {
+            throw EngineException("inference", e.message ?: "ONNX Runtime run failed", e)
+        }
+    }
+
+    override fun read(): List<Engine.Output> {
+        val outputs = result ?: throw EngineException("inference", "nothing was run")
+        return (0 until outputs.size()).map { i ->
+            val value = outputs.get(i) as? OnnxTensor
+                ?: throw EngineException("inference", "output $i is not a tensor")
+            val buffer = value.floatBuffer
+            val data = FloatArray(buffer.remaining()).also { buffer.get(it) }
+            Engine.Output("float32", value.info.shape.map { it.toInt() }.toIntArray(), Bytes.ofFloats(data))
+        }
+    }
+
+    override fun close() {
+        result?.close()
+        result = null
+        tensor?.close()
+        tensor = null
+        try {
+            session?.close()
+        } catch (_: OrtException) {
+            // closing a session that failed to run: nothing left to report
+        }
+        session = null
+    }
+}

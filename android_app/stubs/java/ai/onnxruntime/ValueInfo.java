@@ -1,0 +1,4 @@
+package ai.onnxruntime;
+
+/** Compile-time stub of the ONNX Runtime Java API the app calls. */
+public interface ValueInfo {}
