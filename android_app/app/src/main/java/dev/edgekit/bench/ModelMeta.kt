@@ -18,7 +18,8 @@ data class TensorMeta(val dtype: String, val shape: IntArray) {
 
 /**
  * The model's input and output tensors, read once with the classic Interpreter (the
- * CompiledModel API exposes buffers, not their types).
+ * CompiledModel API exposes buffers, not their types), in Engine.inspect: before the timed load,
+ * so neither load_ms nor the memory after load counts this Interpreter.
  */
 class ModelMeta private constructor(val inputs: List<TensorMeta>, val outputs: List<TensorMeta>) {
     companion object {

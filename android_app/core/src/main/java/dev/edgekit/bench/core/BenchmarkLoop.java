@@ -70,6 +70,7 @@ public final class BenchmarkLoop {
         try {
             progress.stage("verify");
             ModelCheck.verify(runDir.resolve(config.model), config);
+            engine.inspect(runDir.resolve(config.model), config);
             progress.stage("load");
             long start = clock.nanoTime();
             Engine.Loaded loaded = engine.load(runDir.resolve(config.model), config);

@@ -39,6 +39,12 @@ public interface Engine extends AutoCloseable {
         }
     }
 
+    /**
+     * Read what the engine needs to know about the model's tensors, before the timed load (so
+     * load_ms and the memory after load are the engine's alone); throws kind model_load.
+     */
+    default void inspect(Path model, RunConfig config) throws EngineException {}
+
     /** Load and compile the model for the config's accelerator/threads; throws kind model_load. */
     Loaded load(Path model, RunConfig config) throws EngineException;
 

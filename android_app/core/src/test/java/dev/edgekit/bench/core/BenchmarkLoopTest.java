@@ -136,8 +136,10 @@ public class BenchmarkLoopTest {
         FakeEngine engine = new FakeEngine();
         engine.copyInMs = 3.0;
         engine.copyOutMs = 2.0;
+        engine.inspectMs = 40.0;
         RunResult r = run(engine, dir, out);
         assertEquals("ok", r.status);
+        assertEquals("reading the tensor types is not part of the load", 7.5, r.loadMs, 1e-9);
         for (double t : r.timingsMs) {
             assertTrue("copies leaked into the timed region: " + t, t >= 1.0 && t <= 1.75);
         }

@@ -21,8 +21,17 @@ final class FakeEngine implements Engine {
     double copyOutMs;
     /** An unchecked exception thrown by invoke, as a runtime's own exception would be. */
     RuntimeException invokeFailure;
+    /** Milliseconds reading the model's tensor types takes (before the timed load). */
+    double inspectMs;
     private byte[] input;
     private float sum;
+
+    @Override
+    public void inspect(Path model, RunConfig config) {
+        if (clock != null) {
+            clock.advanceMs(inspectMs);
+        }
+    }
 
     @Override
     public Loaded load(Path model, RunConfig config) throws EngineException {
