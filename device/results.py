@@ -16,7 +16,7 @@ from edgekit.validate import finite_json
 
 JSONL = "bench.jsonl"
 CSV_COLUMNS = (
-    "model", "variant", "device", "device_model", "emulated", "accelerator", "accelerator_used", "threads",
+    "model", "variant", "runtime", "device", "device_model", "emulated", "accelerator", "accelerator_used", "threads",
     "runs", "infer_p50_ms", "infer_p90_ms", "infer_mean_ms", "infer_std_ms", "infer_trimmed_mean_ms",
     "load_ms", "first_infer_ms", "peak_ram_mb", "ram_budget_mb", "budget_ok", "parity_ok", "flips_vs_torch",
     "sqnr_vs_host_db", "status",
@@ -64,6 +64,7 @@ def _row(cell: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": cell.get("model"),
         "variant": cell.get("variant"),
+        "runtime": cell.get("runtime", "litert"),
         "device": cell.get("device"),
         "device_model": cell.get("device_model"),
         "emulated": cell.get("emulated"),

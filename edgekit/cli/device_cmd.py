@@ -69,7 +69,18 @@ def _cell_table(cells: list[dict[str, Any]]) -> Table:
         " [EMULATED on this host: host timings and memory, not phone figures]" if emulated else ""
     )
     table = Table(title=title, title_justify="left")
-    for col in ("variant", "device", "accel", "thr", "p50 ms", "p90 ms", "peak RAM MB", "budget", "parity"):
+    for col in (
+        "variant",
+        "runtime",
+        "device",
+        "accel",
+        "thr",
+        "p50 ms",
+        "p90 ms",
+        "peak RAM MB",
+        "budget",
+        "parity",
+    ):
         table.add_column(
             col, no_wrap=True, justify="right" if "ms" in col or "MB" in col or col == "thr" else "left"
         )
@@ -77,6 +88,7 @@ def _cell_table(cells: list[dict[str, Any]]) -> Table:
         if c["status"] != "ok":
             table.add_row(
                 c["variant"],
+                c.get("runtime", "litert"),
                 c["device"],
                 c["accelerator"],
                 str(c["threads"]),
@@ -98,7 +110,8 @@ def _cell_table(cells: list[dict[str, Any]]) -> Table:
             else (paint("ok", "green") if c["budget_ok"] else paint("over", "red"))
         )
         table.add_row(
-            c["variant"], c["device"], acc, str(c["threads"]), f"{c['latency']['p50']:.2f}", f"{c['latency']['p90']:.2f}",
+            c["variant"], c.get("runtime", "litert"), c["device"], acc, str(c["threads"]), f"{c['latency']['p50']:.2f}",
+            f"{c['latency']['p90']:.2f}",
             f"{c['peak_ram_mb']}", budget, paint("pass", "green") if c["parity_ok"] else paint("FAIL", "red"),
         )  # fmt: skip
     return table

@@ -201,6 +201,8 @@ def test_litert_onnxruntime_and_executorch_side_by_side(lab: Lab, image_dir: Pat
         assert c["status"] == "ok", c
         assert c["parity_vs_host"]["passed"] and c["parity_vs_host"]["max_abs_diff"] == 0.0, c["variant"]
         assert c["parity_vs_torch"]["passed"] and c["latency"]["p50"] > 0
+    rows = list(csv.DictReader((tmp_path / "b" / "model_benchmark_emu-1.csv").open()))
+    assert sorted(r["runtime"] for r in rows) == ["executorch", "executorch", "litert", "onnxruntime"]
 
 
 def test_copies_are_outside_the_timed_region_and_a_swapped_model_is_refused(tmp_path: Path) -> None:
