@@ -67,7 +67,7 @@ def build_videos(root: Path, frames: int) -> Path:
     from PIL import Image
 
     from edgekit.sample.synth import make_image
-    from edgekit.sample.videos import METHODS
+    from edgekit.sample.videos import METHODS, encode_mp4
 
     out = root / f"videos{frames}"
     if out.exists():
@@ -85,27 +85,8 @@ def build_videos(root: Path, frames: int) -> Path:
             np.clip(big + rng.normal(0, 2.0, big.shape), 0, 255).astype(np.uint8)
             for _ in range(FRAMES_PER_VIDEO)
         ]
-        (folder / f"{v:05d}.mp4").write_bytes(_encode_at(clip))
+        (folder / f"{v:05d}.mp4").write_bytes(encode_mp4(clip))
     return out
-
-
-def _encode_at(frames: list[Any]) -> bytes:
-    import io
-
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width = stream.height = SIZE
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
-        for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buf.getvalue()
 
 
 def run_eval(export_dir: Path, data: Path, out: Path, extra: list[str]) -> dict[str, Any]:

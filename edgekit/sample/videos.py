@@ -69,15 +69,17 @@ def _clip(face: np.ndarray, rng: np.random.Generator, frames: int) -> list[np.nd
     return out
 
 
-def _encode(frames: list[np.ndarray]) -> bytes:
+def encode_mp4(frames: list[np.ndarray]) -> bytes:
+    """uint8 HxWx3 RGB frames (all one size) as an H.264 mp4 at CRF 18 (near-lossless)."""
     import io
 
     import av
 
     buf = io.BytesIO()
+    height, width = frames[0].shape[:2]
     with av.open(buf, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = FRAME_W, FRAME_H, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast"}
         for img in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
@@ -109,7 +111,7 @@ def write_videos(
             # every clip of one original shares its background, placement and motion: FF++'s
             # fakes are the target video with only the face replaced
             clip_rng = np.random.default_rng([seed, index])
-            atomic_write_bytes(path, _encode(_clip(face.astype(np.float64), clip_rng, frames)))
+            atomic_write_bytes(path, encode_mp4(_clip(face.astype(np.float64), clip_rng, frames)))
         for method in METHODS:
             fake[method] += 1
     return VideoSample(out, originals, fake, frames)
