@@ -66,7 +66,7 @@ $(REALNETS)/.installed: $(STAMP)
 realnets: $(REALNETS)/.installed
 
 pytest: $(STAMP) realnets
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test: lint typecheck javatest kotlin pytest
 
