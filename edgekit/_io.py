@@ -121,6 +121,9 @@ def staged_folder(out_dir: Path, owned: Callable[[Path], set[str]]) -> Iterator[
                 except BaseException:
                     guard.reraise_if_interrupted()  # a library turned the interrupt into its own error
                     raise
+                # a library swallowed the interrupt and the run went on: the handler already
+                # deleted the stage, so what is there now is partial; never swap it in
+                guard.reraise_if_interrupted()
                 with guard.deferred():
                     _swap_in(stage, out_dir, owned(out_dir), prefix)
             done = True

@@ -30,10 +30,16 @@ def _consistent(out: Path) -> dict[str, str]:
     return files
 
 
+def _default_signals() -> None:
+    # a run started in the background of a non-interactive shell inherits SIGINT ignored (and
+    # edgekit rightly keeps it ignored); these tests are about a normal foreground process
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tiny_pt2: Path, out: Path, *flags: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [str(EXE), "export", str(tiny_pt2), *flags, "-o", str(out), "--name", "tiny"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_default_signals,
     )  # fmt: skip
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,15 @@ def test_contained_refuses_every_escape(tmp_path: Path, name: str) -> None:
 def test_contained_accepts_paths_inside(tmp_path: Path) -> None:
     assert contained(tmp_path, "a.tflite", "file") == (tmp_path / "a.tflite").resolve()
     assert contained(tmp_path, "heatmaps/v/TP_0.png", "file") == (tmp_path / "heatmaps/v/TP_0.png").resolve()
+
+
+@pytest.fixture(autouse=True)
+def _python_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler, as in a foreground process: pytest started in the background
+    of a non-interactive shell inherits SIGINT ignored, and edgekit keeps an ignored signal ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def _owned(_: Path) -> set[str]:
@@ -171,3 +181,17 @@ def test_output_folder_holding_the_working_directory_is_refused(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(OutputError, match="working directory"), staged_folder(Path("."), _owned):
         pass
+
+
+def test_an_interrupt_a_library_swallowed_never_swaps_in_a_partial_stage(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text("old")
+    with pytest.raises(KeyboardInterrupt), staged_folder(out, _owned) as stage:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            stage.mkdir(exist_ok=True)  # the run went on and wrote into a new stage
+            (stage / "manifest.json").write_text("partial")
+    assert (out / "manifest.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
