@@ -61,8 +61,7 @@ def _reachable(address: str) -> None:
             f"--ray {address}: use 'local', 'auto' or HOST:PORT of the cluster's head (ray://HOST:PORT)"
         )
     try:
-        with socket.create_connection((host, port), timeout=5):
-            pass
+        socket.create_connection((host, port), timeout=5).close()  # a listener answered: enough
     except OSError as exc:
         raise UsageError(
             f"--ray {address}: nothing answers there ({exc.strerror or exc}); start the head with "
