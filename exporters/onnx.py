@@ -105,6 +105,7 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
     from edgekit.exporters.repair import (
         activation_range,
         cached_sites,
+        diagnose,
         fallback_name,
         fallback_skip,
         record,
@@ -120,14 +121,17 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
     aim = repair_aim(ctx.int8_target)
     # "config": (activation ranges, reduce_range) of the step being measured; "scored": how each
     # such configuration measured, so later steps build on the best
-    state: dict[str, Any] = {"scored": [], "config": None, "sites": None, "localised": None, "changes": {},
+    state: dict[str, Any] = {"scored": [], "config": None, "localised": None, "changes": {},
                              "ranges": {}}  # fmt: skip
 
-    def measure(model: bytes) -> tuple[int, int, float, bool]:
+    def outputs(model: bytes) -> np.ndarray:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp, "m.onnx")
             path.write_bytes(model)
-            r = compare(ref, run_batch(OnnxRuntimeRunner(path), x), ctx.output, aim, ctx.threshold)
+            return run_batch(OnnxRuntimeRunner(path), x)
+
+    def measure(model: bytes) -> tuple[int, int, float, bool]:
+        r = compare(ref, outputs(model), ctx.output, aim, ctx.threshold)
         if state["config"] is not None:
             state["scored"].append((r.sqnr_db, state["config"]))
             state["config"] = None
@@ -159,9 +163,10 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
         return _onnx_int8(ctx, reduce_range=False, ranges=state["ranges"].get(key))
 
     def sites() -> list[Any]:
-        if state["sites"] is None:
-            state["sites"], state["order"] = cached_sites(ctx, x)
-        return state["sites"]  # type: ignore[no-any-return]
+        # weights as the best configuration rounds them: 7-bit (63 steps a side) with reduce_range
+        _, reduce_range = best()
+        found, state["order"] = cached_sites(ctx, x, levels=63 if reduce_range else 127)
+        return found  # type: ignore[no-any-return]
 
     def fallback(k: int) -> Any:
         def build() -> bytes:
@@ -196,7 +201,13 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
 
     model, attempts, skipped = search(steps, measure, skip)
     offenders = [] if attempts[0].passed else (state["localised"] or [s.to_dict() for s in sites()])
-    ctx.cache["repair:onnx_int8"] = record(attempts, skipped, aim, len(x), state["changes"], offenders)
+    entry = record(attempts, skipped, aim, len(x), state["changes"], offenders)
+    if not entry["passed"]:
+        best_attempt = next(a for a in attempts if a.step == entry["chosen"])
+        profile = onnx_localise(_preprocessed(ctx), model, x[:8], top=None)
+        entry["diagnosis"] = diagnose(ref, outputs(model), ctx.output, ctx.threshold, profile, best_attempt,
+                                      (entry["changes"] or {}).get("float_layers") or [])  # fmt: skip
+    ctx.cache["repair:onnx_int8"] = entry
     return model
 
 
@@ -216,7 +227,7 @@ def _preprocessed(ctx: ExportContext) -> bytes:
 
 
 def onnx_localise(
-    float_model: bytes, qdq_model: bytes, inputs: np.ndarray, top: int = 5
+    float_model: bytes, qdq_model: bytes, inputs: np.ndarray, top: int | None = 5
 ) -> list[dict[str, Any]]:
     """The Conv/Gemm/MatMul nodes that lose the most SQNR (onnxruntime's QDQ debugging helpers),
     charged as in :func:`edgekit.exporters.repair.localise`."""
@@ -226,6 +237,7 @@ def onnx_localise(
         modify_model_output_intermediate_tensors,
     )
 
+    from edgekit.exporters.repair import added_noise
     from edgekit.parity import sqnr_db
 
     kinds = ("Conv", "Gemm", "MatMul")
@@ -251,7 +263,7 @@ def onnx_localise(
             continue
         sqnr = min(sqnr_db(np.concatenate(ref), np.concatenate(quant)), 200.0)
         rows.append({"op": kind, "node": node, "layer": node, "tensor": tensor, "sqnr_db": round(sqnr, 2),
-                     "loss_db": round(max(previous - sqnr, 0.0), 2)})  # fmt: skip
+                     "loss_db": round(max(previous - sqnr, 0.0), 2), "added_noise": added_noise(previous, sqnr)})  # fmt: skip
         previous = sqnr
     return sorted(rows, key=lambda r: -r["loss_db"])[:top]
 

@@ -1,12 +1,14 @@
 """INT8 that holds: find where quantization breaks, and repair it, cheapest step first.
 
 When a static INT8 variant misses its tolerance on a check set (the calibration images, so
-the parity set stays unseen), the exporter tries, in order and stopping at the first that
-holds: percentile activation ranges (99.99, then 99.9) instead of min/max, then keeping
-the 1, 2, then 4 ops that lose the most SQNR in float. Each attempt is recorded (flips,
-SQNR, seconds) with the ops that localisation names, so the manifest says what was done
-and, when nothing holds, which ops must stay float and why.
-"""
+the parity set stays unseen), the exporters try, in order and stopping at the first that
+holds: percentile and MSE-optimal activation ranges instead of min/max, bias correction
+(after cross-layer equalization where a simulation says it helps), 8-bit ONNX weights, then
+keeping the 1, 2, then 4 layer sites whose INT8 weights cost the output most in float. Each
+attempt is recorded (flips, SQNR, seconds). When nothing holds, :func:`diagnose` says why in
+numbers: how close to the threshold the flips sit, the SQNR no flip would need, and whether
+the noise comes from a few ops (name them: keep them float) or from many (only a float
+model holds)."""
 
 from __future__ import annotations
 
@@ -196,8 +198,17 @@ def weak_sites(sites: list[Site], k: int) -> list[Site]:
     return [s for s in sites if s.sqnr_db < FALLBACK_BELOW_DB][:k]
 
 
+def added_noise(before_db: float, after_db: float) -> float:
+    """The noise an op adds, relative to its output's signal power, from the SQNR before and after it.
+
+    dB differences do not add up across ops (an op that takes an exact tensor to 40 dB "loses"
+    160 dB); noise-to-signal ratios roughly do, so this is what shares of the loss are taken of.
+    """
+    return float(max(10.0 ** (-after_db / 10.0) - 10.0 ** (-before_db / 10.0), 0.0))
+
+
 def localise(
-    float_model: bytes, quant_model: bytes, inputs: np.ndarray, top: int = 5
+    float_model: bytes, quant_model: bytes, inputs: np.ndarray, top: int | None = 5
 ) -> list[dict[str, Any]]:
     """The weight ops (conv, depthwise, FC) that lose the most SQNR, in graph order of loss.
 
@@ -226,7 +237,7 @@ def localise(
             continue
         sqnr = min(sqnr_db(f, q), 200.0)
         rows.append({"op": kind, "tensor": tensor, "layer": readable_name(tensor), "sqnr_db": round(sqnr, 2),
-                     "loss_db": round(max(previous - sqnr, 0.0), 2)})  # fmt: skip
+                     "loss_db": round(max(previous - sqnr, 0.0), 2), "added_noise": added_noise(previous, sqnr)})  # fmt: skip
         previous = sqnr
     return sorted(rows, key=lambda r: -r["loss_db"])[:top]
 
@@ -255,7 +266,9 @@ class Site:
                 "producer": self.producer}  # fmt: skip
 
 
-def weight_sensitivity(module: Any, x: np.ndarray, top: int = 8) -> tuple[list[Site], list[str]]:
+def weight_sensitivity(
+    module: Any, x: np.ndarray, top: int = 8, levels: int = 127
+) -> tuple[list[Site], list[str]]:
     """The ``top`` layers whose per-channel INT8 weights alone lose the most output SQNR, and every
     conv/linear layer's module path in graph order.
 
@@ -292,7 +305,7 @@ def weight_sensitivity(module: Any, x: np.ndarray, top: int = 8) -> tuple[list[S
         original = w.detach().clone()
         folded, gain = folded_weight(g, unit)
         with torch.no_grad():
-            w.add_(int8_rounding_error(folded) / gain.reshape(-1, *([1] * (w.dim() - 1))))
+            w.add_(int8_rounding_error(folded, levels) / gain.reshape(-1, *([1] * (w.dim() - 1))))
         sqnr = min(sqnr_db(ref, run(g)), 200.0)
         with torch.no_grad():
             w.copy_(original)
@@ -329,11 +342,13 @@ def activation_range(values: np.ndarray, percentile: float | None = None) -> tup
     return best[1], best[2]
 
 
-def cached_sites(ctx: Any, x: np.ndarray) -> tuple[list[Site], list[str]]:
-    """:func:`weight_sensitivity` of the context's model, once per export (TFLite and ONNX share it)."""
-    if "weight_sites" not in ctx.cache:
-        ctx.cache["weight_sites"] = weight_sensitivity(ctx.module, x[:16])
-    return ctx.cache["weight_sites"]  # type: ignore[no-any-return]
+def cached_sites(ctx: Any, x: np.ndarray, levels: int = 127) -> tuple[list[Site], list[str]]:
+    """:func:`weight_sensitivity` of the context's model, once per export and weight precision
+    (TFLite and 8-bit ONNX share it; ONNX's 7-bit weights round twice as coarsely)."""
+    key = f"weight_sites:{levels}"
+    if key not in ctx.cache:
+        ctx.cache[key] = weight_sensitivity(ctx.module, x[:16], levels=levels)
+    return ctx.cache[key]  # type: ignore[no-any-return]
 
 
 def equalization_gain(ctx: Any, x: np.ndarray) -> tuple[int, float, float]:
@@ -406,3 +421,112 @@ def int32_bias_overflow(model: bytes) -> list[str]:
             named = next((t for t in (op.outputs[0], op.inputs[1]) if "/" in g.tensor_name(t)), op.outputs[0])
             hit.append(readable_name(g.tensor_name(named)))
     return hit
+
+
+def _flips(reference: np.ndarray, candidate: np.ndarray, output: Any, threshold: float) -> np.ndarray:
+    from edgekit.parity import fake_scores
+
+    return (fake_scores(reference, output) >= threshold) != (fake_scores(candidate, output) >= threshold)  # type: ignore[no-any-return]
+
+
+def error_reduction_for_no_flips(
+    reference: np.ndarray, candidate: np.ndarray, output: Any, threshold: float
+) -> float:
+    """By how much the candidate's error (``candidate - reference``) must shrink for no decision on
+    these samples to flip: the smallest ``f`` with ``reference + error / f`` flipping nothing.
+
+    1.0 when nothing flips; found by bisection on the real decision rule (sigmoid, softmax or
+    probability against the threshold), so it holds for every output kind.
+    """
+    ref = np.asarray(reference, np.float64)
+    err = np.asarray(candidate, np.float64) - ref
+    if not _flips(ref, ref + err, output, threshold).any():
+        return 1.0
+    lo, hi = 1.0, 2.0
+    while _flips(ref, ref + err / hi, output, threshold).any():
+        lo, hi = hi, hi * 2.0
+        if hi > 1e9:  # a reference sitting exactly on the threshold: no finite factor
+            return math.inf
+    for _ in range(30):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if _flips(ref, ref + err / mid, output, threshold).any() else (lo, mid)
+    return hi
+
+
+#: how many of the ops that add the most noise a diagnosis names
+WORST = 4
+#: an op counts among those that lose signal when it adds this share of the output's INT8 noise
+NOISE_SHARE_COUNTED = 0.02
+
+
+def diagnose(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    output: Any,
+    threshold: float,
+    profile: list[dict[str, Any]],
+    best: Attempt,
+    float_layers: list[str],
+) -> dict[str, Any]:
+    """Why no repair step held, in numbers a user can act on (the manifest's ``repair.diagnosis``).
+
+    ``candidate`` is the best attempt's output on the check set, ``profile`` the loss of every
+    weight op in it (:func:`localise` with no ``top`` cut). Three findings: how close to the
+    threshold the flipped samples sit and the SQNR no flip would need (``error / f`` for the
+    smallest ``f`` that flips nothing); whether the loss is concentrated in a few ops (keeping
+    more of them float would help) or spread over many (it would not: only a float model holds);
+    and which layers the best attempt already keeps float.
+    """
+    from edgekit.parity import fake_scores
+
+    ref = np.asarray(reference, np.float64)
+    cand = np.asarray(candidate, np.float64)
+    s_ref = fake_scores(ref, output)
+    flipped = _flips(ref, cand, output, threshold)
+    margins = np.abs(s_ref[flipped] - threshold)
+    factor = error_reduction_for_no_flips(ref, cand, output, threshold)
+    needed = best.sqnr_db + 20.0 * math.log10(factor) if math.isfinite(factor) else math.inf
+    ranked = sorted(profile, key=lambda r: -float(r["added_noise"]))
+    added = [float(r["added_noise"]) for r in ranked]
+    total = sum(added)
+    share = [a / total if total > 0 else 0.0 for a in added]
+    worst = [f"{r.get('layer', '?')} ({v:.0%})" for r, v in zip(ranked[:WORST], share, strict=False) if v > 0]
+    losing = [v for v in share if v >= NOISE_SHARE_COUNTED]
+    top4 = sum(share[:WORST]) if total > 0 else 1.0
+    # a few ops adding most of the noise could be kept float; many adding a little each cannot
+    spread = len(losing) > WORST and top4 < 0.5
+    finding = {
+        "flips": int(flipped.sum()),
+        "samples": len(ref),
+        "flipped_within": round(float(margins.max()), 4) if margins.size else 0.0,
+        "sqnr_db": round(min(best.sqnr_db, 200.0), 2),
+        "sqnr_for_no_flips_db": round(min(needed, 200.0), 2),
+        "ops_losing": len(losing),
+        "weight_ops": len(profile),
+        "largest_share": round(share[0], 3) if share else 0.0,
+        "top4_share": round(top4, 3),
+        "worst_ops": worst,
+        "spread": spread,
+        "float_layers": list(float_layers),
+    }
+    kept = f"kept float: {', '.join(float_layers)}" if float_layers else "no layer kept float"
+    if spread:
+        cause = (f"the INT8 error is spread over the network ({len(losing)} of {len(profile)} weight ops each "
+                 f"add >= {NOISE_SHARE_COUNTED:.0%} of the noise, the worst {share[0]:.0%}, the 4 worst "
+                 f"{top4:.0%}), so keeping a few more ops float cannot reach it: every op would "
+                 "have to stay float")  # fmt: skip
+    else:
+        cause = (f"the loss is concentrated (the 4 worst weight ops add {top4:.0%} of the noise: "
+                 f"{', '.join(worst)}): keeping those float as well is what is left to try (edgekit sensitivity "
+                 "ranks every op; export --recipe takes its mixed_recipe.json)")  # fmt: skip
+    if margins.size:
+        closeness = (f"every flip had a reference score within {finding['flipped_within']:.3g} of the threshold, "
+                     f"and no flip needs about {finding['sqnr_for_no_flips_db']} dB")  # fmt: skip
+    else:
+        closeness = "no decision flipped, but the output error is above the aim"
+    finding["why"] = (
+        f"INT8 does not hold on this model: the best step ({best.step}; {kept}) reaches "
+        f"{finding['sqnr_db']} dB with {finding['flips']}/{finding['samples']} flips; {closeness}; {cause}. "
+        "Ship an FP16/FP32 variant, or accept flips this close to the threshold (--tol int8:max_flip_rate=...)"
+    )
+    return finding

@@ -123,6 +123,7 @@ def step_name(cle: bool) -> str:
 def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     from edgekit.exporters.repair import (
         cached_sites,
+        diagnose,
         equalization_gain,
         fallback_name,
         fallback_skip,
@@ -241,6 +242,11 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     model, attempts, skipped = search(steps, measure, skip)
     offenders = [] if attempts[0].passed else (state["localised"] or [site.to_dict() for site in sites()])
     entry = record(attempts, skipped, aim, len(x), state["changes"], offenders)
+    if not entry["passed"]:
+        best = next(a for a in attempts if a.step == entry["chosen"])
+        entry["diagnosis"] = diagnose(ref, run_batch(LiteRTRunner(model), x_run), ctx.output, ctx.threshold,
+                                      localise(base, model, x_run[:8], top=None), best,
+                                      (entry["changes"] or {}).get("float_layers") or [])  # fmt: skip
     overflow = int32_bias_overflow(model)
     if overflow:
         entry["bias_overflow"] = overflow

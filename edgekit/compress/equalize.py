@@ -186,13 +186,14 @@ def cross_layer_equalize(
     return [(a.node, b.node) for a, b in pairs], skipped
 
 
-def int8_rounding_error(w: Any) -> Any:
-    """Per-output-channel symmetric INT8 rounding error of ``w`` (quantized minus float)."""
+def int8_rounding_error(w: Any, levels: int = 127) -> Any:
+    """Per-output-channel symmetric INT8 rounding error of ``w`` (quantized minus float), with
+    ``levels`` steps each side of zero (63 for onnxruntime's 7-bit ``reduce_range`` weights)."""
     import torch
 
     flat = w.reshape(w.shape[0], -1)
-    scale = (flat.abs().amax(dim=1) / 127.0).clamp_min(1e-12).reshape(-1, *([1] * (w.dim() - 1)))
-    return torch.clamp(torch.round(w / scale), -127, 127) * scale - w
+    scale = (flat.abs().amax(dim=1) / levels).clamp_min(1e-12).reshape(-1, *([1] * (w.dim() - 1)))
+    return torch.clamp(torch.round(w / scale), -levels, levels) * scale - w
 
 
 def bias_correct(gm: Any, units: dict[str, Unit], inputs: Iterable[np.ndarray]) -> tuple[list[str], float]:

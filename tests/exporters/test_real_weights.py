@@ -45,3 +45,8 @@ def test_repair_localises_and_improves_int8_on_pretrained_mobilenetv2(
     assert set(worst) == {"body.features.2.conv.0", "body.features.1.conv.0"}
     assert "body.features.2.conv.0" in result.output
     assert v["parity"]["sqnr_db"] > plain["sqnr_db"] + 5  # and it holds on the unseen parity images
+    # no step reaches 0 flips and 25 dB here: the diagnosis says why, from all 53 weight ops
+    d = v["repair"]["diagnosis"]
+    assert not v["repair"]["passed"] and d["weight_ops"] == 53 and d["sqnr_for_no_flips_db"] >= d["sqnr_db"]
+    assert d["spread"] == ("every op would have to stay float" in d["why"]) and len(d["worst_ops"]) == 4
+    assert "INT8 does not hold on this model" in " ".join(result.output.split())

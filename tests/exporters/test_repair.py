@@ -275,3 +275,63 @@ def test_an_overflowed_int32_bias_is_named() -> None:
     assert record["bias_overflow"] == ["fc"]
     line = repair_line("tflite_int8", record)
     assert line is not None and "int32 bias of fc overflowed" in line
+
+
+def test_error_reduction_for_no_flips_is_the_smallest_factor_that_flips_nothing() -> None:
+    from edgekit.exporters.repair import error_reduction_for_no_flips
+    from edgekit.spec import OutputKind, OutputSpec
+
+    ref = np.array([[2.0], [0.1], [-0.05], [-3.0]])
+    cand = ref + np.array([[0.5], [-0.4], [0.3], [1.0]])  # samples 2 and 3 flip
+    logits = OutputSpec()
+    f = error_reduction_for_no_flips(ref, cand, logits, 0.5)
+    assert f == pytest.approx(6.0, rel=1e-3)  # sample 3's error 0.3 over its margin 0.05 from logit 0
+    err = cand - ref
+    assert not ((ref + err / (f * 1.001) > 0) != (ref > 0)).any()
+    assert ((ref + err / (f * 0.99) > 0) != (ref > 0)).any()
+    assert error_reduction_for_no_flips(ref, ref + 0.01, logits, 0.5) == 1.0
+    two = OutputSpec(kind=OutputKind.LOGITS, classes=2)  # softmax over two logits: the margin is their gap
+    ref2 = np.array([[0.0, 0.2], [1.0, -1.0]])
+    cand2 = ref2 + np.array([[0.2, -0.2], [0.0, 0.0]])
+    assert error_reduction_for_no_flips(ref2, cand2, two, 0.5) == pytest.approx(2.0, rel=1e-3)
+
+
+def _attempt(step: str, flips: int, sqnr: float) -> Any:
+    from edgekit.exporters.repair import Attempt
+
+    return Attempt(step, flips, 64, sqnr, False, 1.0)
+
+
+def test_diagnosis_tells_spread_error_from_concentrated_error() -> None:
+    from edgekit.exporters.repair import diagnose
+    from edgekit.spec import OutputSpec
+
+    rng = np.random.default_rng(0)
+    ref = rng.choice([-1.0, 1.0], (64, 1)) * (0.5 + rng.random((64, 1)) * 3.0)  # all 0.5+ from logit 0
+    ref[0, 0] = 0.02
+    cand = ref + rng.standard_normal((64, 1)) * 0.1
+    cand[0, 0] = -0.1  # one flip, 0.02 logit (0.005 score) from the threshold
+    spread = [{"added_noise": 1e-3, "layer": f"l{i}"} for i in range(20)]
+    found = diagnose(ref, cand, OutputSpec(), 0.5, spread, _attempt("float fallback of 2 layer sites", 1, 22.0),
+                     ["a", "b"])  # fmt: skip
+    assert found["spread"] and found["ops_losing"] == 20 and found["top4_share"] == pytest.approx(0.2)
+    assert found["flips"] == 1 and found["flipped_within"] < 0.01
+    assert found["sqnr_for_no_flips_db"] > 22.0 + 10  # the error must shrink more than 3x
+    assert "every op would have to stay float" in found["why"] and "kept float: a, b" in found["why"]
+    concentrated = [{"added_noise": 1e-2, "layer": "x"}] + [
+        {"added_noise": 1e-5, "layer": f"l{i}"} for i in range(20)
+    ]
+    found = diagnose(ref, cand, OutputSpec(), 0.5, concentrated, _attempt("MSE-optimal ranges", 1, 22.0), [])
+    assert (
+        not found["spread"] and found["worst_ops"][0] == "x (98%)" and "no layer kept float" in found["why"]
+    )
+    line = __import__("edgekit.cli.export_cmd", fromlist=["repair_line"]).repair_line(
+        "tflite_int8",
+        {
+            "attempts": [_attempt("min/max ranges", 1, 22.0).to_dict()],
+            "passed": False,
+            "chosen": "min/max ranges",
+            "diagnosis": found,
+        },
+    )
+    assert line == f"tflite_int8: {found['why']}"
