@@ -12,6 +12,9 @@ own seeded split of the data folder):
   aeq_defaults                    ai-edge-quantizer's ``static_wi8_ai8`` recipe as shipped
   ort_defaults                    onnxruntime ``quantize_static`` with every default
   pt2e                            litert-torch PT2E (torchao prepare/convert, symmetric per-channel)
+  executorch_xnnpack_quantizer    ``executorch_int8``: ExecuTorch's XNNPACKQuantizer (PT2E) lowered to
+                                  XNNPACK, run by the ExecuTorch runtime (its speed is against the
+                                  FP32 .pte)
 
 Reported per variant: decision flips and SQNR against PyTorch on the parity images, AUC on their
 labels, XNNPACK partitions and ops left to CPU kernels (TFLite), size, host latency (1 thread,
@@ -119,14 +122,15 @@ def size_breakdown(model: bytes) -> dict[str, Any]:
 
 
 def _runner(path: Path) -> Any:
+    from edgekit.runners import open_runner
     from edgekit.runners.litert import LiteRTRunner
     from edgekit.runners.onnxruntime import OnnxRuntimeRunner
 
-    return (
-        LiteRTRunner(path, num_threads=1)
-        if path.suffix == ".tflite"
-        else OnnxRuntimeRunner(path, num_threads=1)
-    )
+    if path.suffix == ".tflite":
+        return LiteRTRunner(path, num_threads=1)
+    if path.suffix == ".onnx":
+        return OnnxRuntimeRunner(path, num_threads=1)
+    return open_runner("pte", path)  # the ExecuTorch runtime's own threadpool
 
 
 def _latency_ms(path: Path, x: np.ndarray, runs: int = 20) -> float:
@@ -167,7 +171,16 @@ def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
         timings[mode] = time.perf_counter() - start
         manifests[mode] = json.loads((out / "manifest.json").read_text())
 
+    # ExecuTorch apart, so the repair's cost stays the comparison of the two exports above
+    et_out = work / f"{name}_executorch"
+    edgekit.export(net.model, variants=("executorch_fp32", "executorch_int8"), calib=net.data, out_dir=et_out)
+    manifests["executorch"] = json.loads((et_out / "manifest.json").read_text())
+
     files: dict[str, tuple[Path, float, str]] = {}  # label -> (file, build seconds, format)
+    for v in manifests["executorch"]["variants"]:
+        if v["status"] == "ok":
+            label = "executorch_xnnpack_quantizer" if v["name"] == "executorch_int8" else "fp32_pte"
+            files[label] = (et_out / v["file"], float(v.get("export_seconds") or 0.0), "pte")
     for mode in ("edgekit", "plain"):
         out = work / f"{name}_{mode}"
         for v in manifests[mode]["variants"]:
@@ -204,6 +217,10 @@ def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
         if fmt == "tflite":
             d = _runner(path).delegation()
             row["xnnpack"] = f"{d.partitions}p+{sum(d.undelegated.values())}cpu"
+        elif fmt == "pte":
+            v = next(v for v in manifests["executorch"]["variants"] if Path(v["file"]).name == path.name)
+            d = v.get("delegation") or {}
+            row["xnnpack"] = f"{d.get('partitions', '?')}p+{sum((d.get('undelegated') or {}).values())}cpu"
         else:
             row["xnnpack"] = "-"
         mode = label.split("_")[0]
@@ -213,6 +230,7 @@ def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
             row["repair"] = rep.get("chosen", "-") if mode == "edgekit" else "-"
             kept = (rep.get("changes") or {}).get("float_layers") or []
             row["float_layers"] = " ".join(kept) if mode == "edgekit" else ""
+            row["diagnosis"] = (rep.get("diagnosis") or {}).get("why", "") if mode == "edgekit" else ""
         rows.append(row)
     # latency, interleaved so machine noise hits every file alike
     lat: dict[str, list[float]] = {label: [] for label in files}
@@ -263,6 +281,10 @@ def write(out: Path, rows: list[dict[str, Any]]) -> None:
                 f"{r['xnnpack']} | {r['speed_vs_fp32']} | {r['build_s']} | {r.get('repair', '-')} | "
                 f"{r.get('float_layers', '')} |"
             )
+        for r in sub:
+            if r.get("diagnosis"):
+                lines += ["", f"Diagnosis recorded for {r['variant']} (manifest `repair.diagnosis`, on the 64-image "
+                          f"check set): {r['diagnosis']}"]  # fmt: skip
         sizes = json.loads(next(r["size_breakdown"] for r in sub if r["size_breakdown"]))
         lines += ["", f"Size: the plain TFLite INT8 file is {sizes['bytes']:,} B against {sizes['onnx_int8_bytes']:,} B "
                   f"for ONNX INT8 ({sizes['bytes'] / sizes['onnx_int8_bytes'] - 1:+.1%}). Its {sizes['per_channel_tensors']} "

@@ -241,23 +241,43 @@ def onnx_localise(
     from edgekit.parity import sqnr_db
 
     kinds = ("Conv", "Gemm", "MatMul")
+    activations = ("Relu", "Clip")
     graph = onnx.load_from_string(float_model).graph
-    nodes = [(n.name, n.op_type, n.output[0]) for n in graph.node if n.op_type in kinds and n.output]
+    consumers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for tensor in n.input:
+            consumers.setdefault(tensor, []).append(n)
+
+    def compared(n: Any) -> str:
+        # the quantizer fuses a Relu/Clip into the Conv before it (the QDQ Conv's output is the
+        # activation's), so both graphs are compared after the activation
+        after = consumers.get(n.output[0], [])
+        return (
+            str(after[0].output[0])
+            if len(after) == 1 and after[0].op_type in activations
+            else str(n.output[0])
+        )
+
+    nodes = [(n.name, n.op_type, compared(n)) for n in graph.node if n.op_type in kinds and n.output]
     name = graph.input[0].name
     with tempfile.TemporaryDirectory() as tmp, captured_output():
         acts = {}
         for tag, model in (("float", float_model), ("qdq", qdq_model)):
             src, aug = Path(tmp, f"{tag}.onnx"), Path(tmp, f"{tag}.aug.onnx")
             src.write_bytes(model)
-            modify_model_output_intermediate_tensors(str(src), str(aug), op_types_for_saving=list(kinds))
+            saved = [*kinds, *activations, *(("DequantizeLinear",) if tag == "qdq" else ())]
+            modify_model_output_intermediate_tensors(str(src), str(aug), op_types_for_saving=saved)
             acts[tag] = collect_activations(
                 str(aug), _Reader(name, [inputs[i : i + 1] for i in range(len(inputs))])
             )
     rows: list[dict[str, Any]] = []
     previous = 200.0
     for node, kind, tensor in nodes:
-        # in the QDQ graph a node's output keeps its name, or becomes the input of its QuantizeLinear
-        quant = acts["qdq"].get(tensor) or acts["qdq"].get(f"{tensor}_QuantizeLinear_Input")
+        # in the QDQ graph a node's value is what its QuantizeLinear/DequantizeLinear pair gives
+        # (that rounding, and the clipping of a fused activation, is part of the node's INT8 error);
+        # an excluded node's output keeps its name
+        quant = next((acts["qdq"][t] for t in (f"{tensor}_DequantizeLinear_Output", tensor,
+                      f"{tensor}_QuantizeLinear_Input") if acts["qdq"].get(t)), None)  # fmt: skip
         ref = acts["float"].get(tensor)
         if not quant or not ref:
             continue
@@ -265,7 +285,7 @@ def onnx_localise(
         rows.append({"op": kind, "node": node, "layer": node, "tensor": tensor, "sqnr_db": round(sqnr, 2),
                      "loss_db": round(max(previous - sqnr, 0.0), 2), "added_noise": added_noise(previous, sqnr)})  # fmt: skip
         previous = sqnr
-    return sorted(rows, key=lambda r: -r["loss_db"])[:top]
+    return sorted(rows, key=lambda r: -r["added_noise"])[:top]
 
 
 def layer_nodes(float_model: bytes, order: list[str]) -> dict[str, str]:

@@ -210,12 +210,14 @@ def added_noise(before_db: float, after_db: float) -> float:
 def localise(
     float_model: bytes, quant_model: bytes, inputs: np.ndarray, top: int | None = 5
 ) -> list[dict[str, Any]]:
-    """The weight ops (conv, depthwise, FC) that lose the most SQNR, in graph order of loss.
+    """The weight ops (conv, depthwise, FC) that add the most INT8 noise, worst first (all with
+    ``top=None``).
 
     Both models run without delegates keeping every tensor; each op's output is compared
-    with the float model's tensor of the same name. An op's loss is the drop from the SQNR
-    of the previous weight op's output to its own, so error that accumulates downstream is
-    charged to the op that caused it.
+    with the float model's tensor of the same name. An op is charged with what it adds: the
+    drop from the SQNR of the previous weight op's output to its own (``loss_db``), ranked by
+    the noise-to-signal ratio added (:func:`added_noise`), so error that accumulates
+    downstream is charged to the op that caused it.
     """
     ref = TensorProbe(float_model)
     quant = TensorProbe(quant_model)
@@ -239,7 +241,7 @@ def localise(
         rows.append({"op": kind, "tensor": tensor, "layer": readable_name(tensor), "sqnr_db": round(sqnr, 2),
                      "loss_db": round(max(previous - sqnr, 0.0), 2), "added_noise": added_noise(previous, sqnr)})  # fmt: skip
         previous = sqnr
-    return sorted(rows, key=lambda r: -r["loss_db"])[:top]
+    return sorted(rows, key=lambda r: -r["added_noise"])[:top]
 
 
 @dataclass(frozen=True)

@@ -335,3 +335,32 @@ def test_diagnosis_tells_spread_error_from_concentrated_error() -> None:
         },
     )
     assert line == f"tflite_int8: {found['why']}"
+
+
+class ClippedNet(torch.nn.Module):
+    """Conv -> ReLU6 -> conv -> ReLU -> pooled FC: onnxruntime's quantizer fuses each activation
+    into the conv before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 1)
+        self.fc = torch.nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.b(torch.nn.functional.relu6(self.a(x))))
+        return self.fc(y.mean((2, 3)))
+
+
+@pytest.mark.slow
+def test_onnx_localisation_compares_every_weight_node_after_its_fused_activation() -> None:
+    from edgekit.exporters.onnx import _preprocessed, export_onnx_int8, onnx_localise
+
+    x = _groups(16, 0)
+    ctx = ExportContext(module=ClippedNet().eval(), input_spec=InputSpec(shape=(1, 3, 32, 32)), calibration=x)
+    rows = onnx_localise(_preprocessed(ctx), export_onnx_int8(ctx), x[:4], top=None)
+    # both convs are compared although their QDQ outputs carry the activations' names
+    assert sorted(r["op"] for r in rows) == ["Conv", "Conv", "Gemm"]
+    # after its rounding and clipping, each fused conv's value is close to the float one
+    assert all(15 < r["sqnr_db"] < 200 for r in rows), rows
+    assert all(r["added_noise"] >= 0 for r in rows)
