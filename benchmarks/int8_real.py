@@ -121,6 +121,33 @@ def size_breakdown(model: bytes) -> dict[str, Any]:
     }
 
 
+def fallback_curve(
+    float_model: bytes, calib: np.ndarray, x: np.ndarray, ref: np.ndarray
+) -> list[dict[str, Any]]:
+    """Flips and SQNR with the first N weight ops (graph order) kept float and the rest static INT8
+    (MSE-optimal ranges): whether any small float set would hold, as the diagnosis claims or not."""
+    from edgekit.exporters import aeq
+    from edgekit.exporters.repair import WEIGHT_OPS, TensorProbe
+    from edgekit.parity import compare
+    from edgekit.runners.base import run_batch
+    from edgekit.runners.litert import LiteRTRunner
+    from edgekit.spec import DEFAULT_TOLERANCES, OutputSpec
+
+    batches = [calib[i : i + 1] for i in range(len(calib))]
+    recipe = aeq.static_int8_recipe()
+    minmax = aeq.calibrate(float_model, recipe, batches)
+    ranges = aeq.narrowed_qsvs(minmax, aeq.activation_samples(float_model, minmax, batches[:64]), None)
+    ops = [t for kind, t in TensorProbe(float_model).ops() if kind in WEIGHT_OPS]
+    rows = []
+    for n in sorted({0, 4, 8, 16, len(ops) // 2, len(ops) - 1}):
+        model = aeq.quantize(float_model, aeq.mixed_recipe(ops[:n], []), qsvs=ranges)
+        r = compare(ref, run_batch(LiteRTRunner(model), x), OutputSpec(), DEFAULT_TOLERANCES["int8"])
+        rows.append(
+            {"float_ops": n, "weight_ops": len(ops), "flips": r.flips, "sqnr_db": round(r.sqnr_db, 1)}
+        )
+    return rows
+
+
 def _runner(path: Path) -> Any:
     from edgekit.runners import open_runner
     from edgekit.runners.litert import LiteRTRunner
@@ -242,6 +269,10 @@ def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
         ms = float(np.median(lat[row["variant"]]))
         row["latency_ms"] = round(ms, 2)
         row["speed_vs_fp32"] = round(base / ms, 2)
+    edgekit_tflite = next(v for v in manifests["edgekit"]["variants"] if v["name"] == "tflite_int8")
+    curve = []
+    if (edgekit_tflite.get("repair") or {}).get("diagnosis"):
+        curve = fallback_curve(files["fp32_tflite"][0].read_bytes(), calib, x, ref)
     ref_auc = float(roc_auc_score(labels, fake_scores(ref, OutputSpec())))
     sizes = size_breakdown(files["plain_tflite"][0].read_bytes())
     sizes["onnx_int8_bytes"] = files["plain_onnx"][0].stat().st_size
@@ -250,6 +281,7 @@ def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
         row["pytorch_auc"] = round(ref_auc, 4)
         row["export_all_s_repair"] = round(timings["edgekit"], 1)
         row["export_all_s_plain"] = round(timings["plain"], 1)
+        row["fallback_curve"] = json.dumps(curve) if row["variant"] == "edgekit_tflite" and curve else ""
     return rows
 
 
@@ -285,6 +317,15 @@ def write(out: Path, rows: list[dict[str, Any]]) -> None:
             if r.get("diagnosis"):
                 lines += ["", f"Diagnosis recorded for {r['variant']} (manifest `repair.diagnosis`, on the 64-image "
                           f"check set): {r['diagnosis']}"]  # fmt: skip
+        curve = json.loads(next((r["fallback_curve"] for r in sub if r.get("fallback_curve")), "[]"))
+        if curve:
+            lines += ["", "Check of that diagnosis: the first N weight ops (graph order) kept float, the rest static "
+                      "INT8 with MSE-optimal ranges, on the 256 parity images:", "",
+                      "| float weight ops | flips | SQNR dB |", "|---|---|---|"]  # fmt: skip
+            lines += [
+                f"| {c['float_ops']} of {c['weight_ops']} | {c['flips']}/{c['samples']} | {c['sqnr_db']} |"
+                for c in curve
+            ]
         sizes = json.loads(next(r["size_breakdown"] for r in sub if r["size_breakdown"]))
         lines += ["", f"Size: the plain TFLite INT8 file is {sizes['bytes']:,} B against {sizes['onnx_int8_bytes']:,} B "
                   f"for ONNX INT8 ({sizes['bytes'] / sizes['onnx_int8_bytes'] - 1:+.1%}). Its {sizes['per_channel_tensors']} "
