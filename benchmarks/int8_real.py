@@ -143,7 +143,13 @@ def fallback_curve(
         model = aeq.quantize(float_model, aeq.mixed_recipe(ops[:n], []), qsvs=ranges)
         r = compare(ref, run_batch(LiteRTRunner(model), x), OutputSpec(), DEFAULT_TOLERANCES["int8"])
         rows.append(
-            {"float_ops": n, "weight_ops": len(ops), "flips": r.flips, "sqnr_db": round(r.sqnr_db, 1)}
+            {
+                "float_ops": n,
+                "weight_ops": len(ops),
+                "flips": r.flips,
+                "samples": r.samples,
+                "sqnr_db": round(r.sqnr_db, 1),
+            }
         )
     return rows
 
