@@ -13,7 +13,6 @@ ranges come from edgekit's own bounded sample of each tensor, as ``TensorQuantOv
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +60,6 @@ class _Reader:
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._it, None)
-
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:  # qdq_loss_debug iterates the reader
-        return self._it
 
 
 declare_flag("onnx", "Also export ONNX (FP32; FP16/INT8 with --fp16/--int8).")
@@ -205,6 +201,11 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
     if not entry["passed"]:
         best_attempt = next(a for a in attempts if a.step == entry["chosen"])
         profile = onnx_localise(_preprocessed(ctx), model, x[:8], top=None)
+        # PyTorch layer paths where the graphs' weight ops line up, node names otherwise
+        layer_of = {
+            node: layer for layer, node in layer_nodes(_preprocessed(ctx), state.get("order") or []).items()
+        }
+        profile = [{**row, "layer": layer_of.get(row["node"], row["node"])} for row in profile]
         entry["diagnosis"] = diagnose(ref, outputs(model), ctx.output, ctx.threshold, profile, best_attempt,
                                       (entry["changes"] or {}).get("float_layers") or [])  # fmt: skip
     ctx.cache["repair:onnx_int8"] = entry
@@ -226,22 +227,43 @@ def _preprocessed(ctx: ExportContext) -> bytes:
     return ctx.once("onnx_preprocessed", build)
 
 
+def tensor_values(model: bytes, names: list[str], inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """The named float tensors of ``model`` (made graph outputs) for each sample of ``inputs``,
+    one row per sample; names the graph does not compute are left out."""
+    import onnx
+    import onnxruntime as ort
+
+    m = onnx.load_from_string(model)
+    computed = {o for node in m.graph.node for o in node.output}
+    outputs = {o.name for o in m.graph.output}
+    wanted = list(dict.fromkeys(n for n in names if n in computed))
+    for name in wanted:
+        if name not in outputs:
+            m.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    if not wanted:
+        return {}
+    with captured_output():
+        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = sess.get_inputs()[0].name
+    rows: dict[str, list[np.ndarray]] = {n: [] for n in wanted}
+    for i in range(len(inputs)):
+        x = np.ascontiguousarray(inputs[i : i + 1], dtype=np.float32)
+        for name, v in zip(wanted, sess.run(wanted, {feed: x}), strict=True):
+            rows[name].append(np.asarray(v, np.float32).reshape(1, -1))
+    return {n: np.concatenate(v) for n, v in rows.items()}
+
+
 def onnx_localise(
     float_model: bytes, qdq_model: bytes, inputs: np.ndarray, top: int | None = 5
 ) -> list[dict[str, Any]]:
-    """The Conv/Gemm/MatMul nodes that lose the most SQNR (onnxruntime's QDQ debugging helpers),
-    charged as in :func:`edgekit.exporters.repair.localise`."""
+    """The Conv/Gemm/MatMul nodes that add the most INT8 noise, charged as in
+    :func:`edgekit.exporters.repair.localise` (all of them with ``top=None``)."""
     import onnx
-    from onnxruntime.quantization.qdq_loss_debug import (
-        collect_activations,
-        modify_model_output_intermediate_tensors,
-    )
 
     from edgekit.exporters.repair import added_noise
     from edgekit.parity import sqnr_db
 
     kinds = ("Conv", "Gemm", "MatMul")
-    activations = ("Relu", "Clip")
     graph = onnx.load_from_string(float_model).graph
     consumers: dict[str, list[Any]] = {}
     for n in graph.node:
@@ -252,36 +274,24 @@ def onnx_localise(
         # the quantizer fuses a Relu/Clip into the Conv before it (the QDQ Conv's output is the
         # activation's), so both graphs are compared after the activation
         after = consumers.get(n.output[0], [])
-        return (
-            str(after[0].output[0])
-            if len(after) == 1 and after[0].op_type in activations
-            else str(n.output[0])
-        )
+        fused = len(after) == 1 and after[0].op_type in ("Relu", "Clip")
+        return str(after[0].output[0]) if fused else str(n.output[0])
 
     nodes = [(n.name, n.op_type, compared(n)) for n in graph.node if n.op_type in kinds and n.output]
-    name = graph.input[0].name
-    with tempfile.TemporaryDirectory() as tmp, captured_output():
-        acts = {}
-        for tag, model in (("float", float_model), ("qdq", qdq_model)):
-            src, aug = Path(tmp, f"{tag}.onnx"), Path(tmp, f"{tag}.aug.onnx")
-            src.write_bytes(model)
-            saved = [*kinds, *activations, *(("DequantizeLinear",) if tag == "qdq" else ())]
-            modify_model_output_intermediate_tensors(str(src), str(aug), op_types_for_saving=saved)
-            acts[tag] = collect_activations(
-                str(aug), _Reader(name, [inputs[i : i + 1] for i in range(len(inputs))])
-            )
+    # in the QDQ graph a node's value is what its QuantizeLinear/DequantizeLinear pair gives (that
+    # rounding, and the clipping of a fused activation, is part of the node's INT8 error); an
+    # excluded node's output keeps its name
+    candidates = {t: (f"{t}_DequantizeLinear_Output", t, f"{t}_QuantizeLinear_Input") for _, _, t in nodes}
+    ref = tensor_values(float_model, [t for _, _, t in nodes], inputs)
+    quant = tensor_values(qdq_model, [c for names in candidates.values() for c in names], inputs)
     rows: list[dict[str, Any]] = []
     previous = 200.0
     for node, kind, tensor in nodes:
-        # in the QDQ graph a node's value is what its QuantizeLinear/DequantizeLinear pair gives
-        # (that rounding, and the clipping of a fused activation, is part of the node's INT8 error);
-        # an excluded node's output keeps its name
-        quant = next((acts["qdq"][t] for t in (f"{tensor}_DequantizeLinear_Output", tensor,
-                      f"{tensor}_QuantizeLinear_Input") if acts["qdq"].get(t)), None)  # fmt: skip
-        ref = acts["float"].get(tensor)
-        if not quant or not ref:
+        q = next((quant[c] for c in candidates[tensor] if c in quant), None)
+        f = ref.get(tensor)
+        if q is None or f is None or q.shape != f.shape:
             continue
-        sqnr = min(sqnr_db(np.concatenate(ref), np.concatenate(quant)), 200.0)
+        sqnr = min(sqnr_db(f, q), 200.0)
         rows.append({"op": kind, "node": node, "layer": node, "tensor": tensor, "sqnr_db": round(sqnr, 2),
                      "loss_db": round(max(previous - sqnr, 0.0), 2), "added_noise": added_noise(previous, sqnr)})  # fmt: skip
         previous = sqnr
