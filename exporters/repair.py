@@ -512,7 +512,9 @@ def diagnose(
         "float_layers": list(float_layers),
     }
     kept = f"kept float: {', '.join(float_layers)}" if float_layers else "no layer kept float"
-    if spread:
+    if not profile:
+        cause = "no weight op of the INT8 model could be matched with the float model's, so the loss is not located"
+    elif spread:
         cause = (f"the INT8 error is spread over the network ({len(losing)} of {len(profile)} weight ops each "
                  f"add >= {NOISE_SHARE_COUNTED:.0%} of the noise, the worst {share[0]:.0%}, the 4 worst "
                  f"{top4:.0%}), so keeping a few more ops float cannot reach it: every op would "

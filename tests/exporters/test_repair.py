@@ -325,6 +325,8 @@ def test_diagnosis_tells_spread_error_from_concentrated_error() -> None:
     assert (
         not found["spread"] and found["worst_ops"][0] == "x (98%)" and "no layer kept float" in found["why"]
     )
+    unmatched = diagnose(ref, cand, OutputSpec(), 0.5, [], _attempt("MSE-optimal ranges", 1, 22.0), [])
+    assert not unmatched["spread"] and "the loss is not located" in unmatched["why"]
     line = __import__("edgekit.cli.export_cmd", fromlist=["repair_line"]).repair_line(
         "tflite_int8",
         {
