@@ -521,8 +521,9 @@ def diagnose(
                  "have to stay float")  # fmt: skip
     else:
         cause = (f"the loss is concentrated (the 4 worst weight ops add {top4:.0%} of the noise: "
-                 f"{', '.join(worst)}): keeping those float as well is what is left to try (edgekit sensitivity "
-                 "ranks every op; export --recipe takes its mixed_recipe.json)")  # fmt: skip
+                 f"{', '.join(worst)}), at their outputs or through the rounding of their inputs: keeping "
+                 "them or their producers float is what is left to try (edgekit sensitivity ranks every op; "
+                 "export --recipe takes its mixed_recipe.json)")  # fmt: skip
     if margins.size:
         closeness = (f"every flip had a reference score within {finding['flipped_within']:.3g} of the threshold, "
                      f"and no flip needs about {finding['sqnr_for_no_flips_db']} dB")  # fmt: skip
