@@ -7,7 +7,7 @@ holds: percentile and MSE-optimal activation ranges instead of min/max, bias cor
 keeping the 1, 2, then 4 layer sites whose INT8 weights cost the output most in float. Each
 attempt is recorded (flips, SQNR, seconds). When nothing holds, :func:`diagnose` says why in
 numbers: how close to the threshold the flips sit, the SQNR no flip would need, and whether
-the noise comes from a few ops (name them: keep them float) or from many (only a float
+the noise comes from a few ops (named: what is left to try) or from many (only a float
 model holds)."""
 
 from __future__ import annotations
@@ -475,9 +475,9 @@ def diagnose(
     ``candidate`` is the best attempt's output on the check set, ``profile`` the loss of every
     weight op in it (:func:`localise` with no ``top`` cut). Three findings: how close to the
     threshold the flipped samples sit and the SQNR no flip would need (``error / f`` for the
-    smallest ``f`` that flips nothing); whether the loss is concentrated in a few ops (keeping
-    more of them float would help) or spread over many (it would not: only a float model holds);
-    and which layers the best attempt already keeps float.
+    smallest ``f`` that flips nothing); whether the loss is concentrated in a few ops (named, as
+    what is left to try; untested here) or spread over many (keeping a few more float cannot
+    reach the aim); and which layers the best attempt already keeps float.
     """
     from edgekit.parity import fake_scores
 
@@ -516,11 +516,11 @@ def diagnose(
         cause = "no weight op of the INT8 model could be matched with the float model's, so the loss is not located"
     elif spread:
         cause = (f"the INT8 error is spread over the network ({len(losing)} of {len(profile)} weight ops each "
-                 f"add >= {NOISE_SHARE_COUNTED:.0%} of the noise, the worst {share[0]:.0%}, the 4 worst "
+                 f"add >= {NOISE_SHARE_COUNTED:.0%} of the noise, the worst {share[0]:.0%}, the {WORST} worst "
                  f"{top4:.0%}), so keeping a few more ops float cannot reach it: every op would "
                  "have to stay float")  # fmt: skip
     else:
-        cause = (f"the loss is concentrated (the 4 worst weight ops add {top4:.0%} of the noise: "
+        cause = (f"the loss is concentrated (the {WORST} worst weight ops add {top4:.0%} of the noise: "
                  f"{', '.join(worst)}), at their outputs or through the rounding of their inputs: keeping "
                  "them or their producers float is what is left to try (edgekit sensitivity ranks every op; "
                  "export --recipe takes its mixed_recipe.json)")  # fmt: skip

@@ -151,8 +151,8 @@ def repair_line(name: str, repair: dict[str, Any]) -> str | None:
     measured = f"{chosen['flips']}/{chosen['samples']} flips, {chosen['sqnr_db']:.1f} dB on {repair.get('check_set')}"
     if repair.get("passed"):
         return f"{name}: INT8 repaired by {step} ({measured})"
-    diagnosis = repair.get("diagnosis") or {}
-    if isinstance(diagnosis.get("why"), str):
+    diagnosis = repair.get("diagnosis")
+    if isinstance(diagnosis, dict) and isinstance(diagnosis.get("why"), str):
         return f"{name}: {diagnosis['why']}"
     aim = repair.get("aim") or {}
     goal = f"0 flips and {aim.get('min_sqnr_db', 25):.0f} dB" if aim else "the tolerance"
