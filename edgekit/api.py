@@ -66,6 +66,11 @@ class VariantResult:
     auc: float | None
     delegation: Delegation | None
     error: str | None
+    #: the host kernels' parity, and the arm64 kernels' (None without the arm64 environment);
+    #: ``parity`` is the verdict, judged where ``judged_on`` says
+    parity_host: ParityResult | None = None
+    parity_arm64: ParityResult | None = None
+    judged_on: str = "host"
 
     @property
     def passed(self) -> bool:
@@ -183,6 +188,11 @@ def _typed_variants(manifest: Manifest, out_dir: Path) -> dict[str, VariantResul
             auc=v.auc,
             delegation=deleg,
             error=v.error,
+            parity_host=ParityResult.from_dict(v.parity_host) if v.parity_host else None,
+            parity_arm64=ParityResult.from_dict(v.arm64["parity"])
+            if v.arm64 and "parity" in v.arm64
+            else None,
+            judged_on=v.judged_on,
         )
     return out
 
@@ -204,6 +214,7 @@ def export(
     output: str = "logits",
     output_index: int | None = None,
     int8_repair: bool = True,
+    arm64: str = "auto",
     face_crop: bool = False,
     face_margin: float = 1.3,
     threshold: float = 0.5,
@@ -219,7 +230,8 @@ def export(
 
     ``variants`` takes the CLI's flag names (``fp16``, ``int8``, ``int8_dynamic``, ``int8_io``,
     ``sparse``, ``onnx``) or full variant names (``tflite_int8``); ``tflite_fp32`` is always
-    exported. ``mean``/``std`` are per-channel after scaling pixels to [0, 1].
+    exported. ``mean``/``std`` are per-channel after scaling pixels to [0, 1]. ``arm64``: parity
+    on the phone's kernels too, whose verdict counts ("auto" when ``make arm64`` built them, "on", "off").
     """
     from edgekit.exporting import export as run_export
     from edgekit.spec import ExportSpec, FaceCrop, Layout, ModelSource, OutputKind, OutputSpec
@@ -255,6 +267,7 @@ def export(
         name=stem,
         output_index=output_index,
         int8_repair=int8_repair,
+        arm64=arm64,
         face_crop=FaceCrop(margin=face_margin) if face_crop else None,
     )
     manifest = run_export(spec, _say(progress))

@@ -166,7 +166,6 @@ def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
 def _export_into(
     out_dir: Path, spec: ExportSpec, infos: list[VariantInfo], needs_calib: list[str], report: ProgressFn
 ) -> Manifest:
-    from edgekit.exporters import ExportContext
     from edgekit.loading import load_model, probe_output, select_output
     from edgekit.runners.torch import TorchRunner
 
@@ -184,7 +183,43 @@ def _export_into(
     report("running the PyTorch reference", 2, total)
     reference = run_batch(TorchRunner(module, inp.shape), parity.inputs)
 
+    worker, target = _open_arm64(spec.arm64)
+    try:
+        records = _export_variants(out_dir, spec, infos, module, inp, calib, parity, reference, output, worker,
+                                   report)  # fmt: skip
+    finally:
+        if worker is not None:
+            worker.close()
+    report("done", total, total)
+    manifest = _manifest(spec, loaded, inp, pre, output, data_info, reference, parity, records)
+    warnings = reference_warnings(reference, output, parity.labels, spec.threshold, pre_source)
+    manifest = replace(
+        manifest,
+        preprocess_source=pre_source,
+        reference={**manifest.reference, "warnings": warnings},
+        target=target,
+    )
+    manifest.save(out_dir)
+    return manifest
+
+
+def _export_variants(
+    out_dir: Path,
+    spec: ExportSpec,
+    infos: list[VariantInfo],
+    module: Any,
+    inp: InputSpec,
+    calib: DataSet | None,
+    parity: DataSet,
+    reference: np.ndarray,
+    output: OutputSpec,
+    worker: Any,
+    report: ProgressFn,
+) -> list[VariantRecord]:
+    from edgekit.exporters import ExportContext
+
     ctx = ExportContext(
+        target=worker,
         module=module,
         input_spec=InputSpec(shape=_layout_shape(inp.shape, spec.layout), layout=spec.layout),
         calibration=None if calib is None else calib.inputs,
@@ -196,17 +231,35 @@ def _export_into(
     atomic_write_bytes(out_dir / PARITY_INPUTS, _npy_bytes(parity.inputs))
     atomic_write_bytes(out_dir / PARITY_REFERENCE, _npy_bytes(reference))
     records: list[VariantRecord] = []
+    total = len(infos) + 3
     for k, info in enumerate(infos):
-        report(f"exporting {info.name}", 3 + k, total)
+        report(f"exporting {info.name}" + (" (parity on host and arm64)" if worker else ""), 3 + k, total)
         records.append(_export_one(info, ctx, spec, out_dir, parity, reference, output))
-    report("done", total, total)
-    manifest = _manifest(spec, loaded, inp, pre, output, data_info, reference, parity, records)
-    warnings = reference_warnings(reference, output, parity.labels, spec.threshold, pre_source)
-    manifest = replace(
-        manifest, preprocess_source=pre_source, reference={**manifest.reference, "warnings": warnings}
-    )
-    manifest.save(out_dir)
-    return manifest
+    return records
+
+
+def _open_arm64(mode: str) -> tuple[Any, dict[str, Any]]:
+    """The arm64 worker parity runs in (None when off or not built), and the manifest's ``target``."""
+    if mode == "off":
+        return None, {"arm64": None, "why": "--arm64 off: parity on the host's kernels only"}
+    from edgekit.device.arm64 import Arm64EnvError, Arm64Worker, find_env
+
+    env, why = find_env()
+    if env is None:
+        if mode == "on":
+            raise UsageError(f"--arm64 on: {why}")
+        return None, {"arm64": None, "why": f"{why}; parity is the host's kernels' only, not the phone's"}
+    worker = Arm64Worker(env)
+    try:
+        seen = worker.features()
+    except Arm64EnvError as exc:
+        worker.close()
+        if mode == "on":
+            raise UsageError(f"--arm64 on: {exc}") from None
+        return None, {"arm64": None, "why": f"{exc}; parity is the host's kernels' only"}
+    features = [k for k, v in (seen.get("features") or {}).items() if v]
+    return worker, {"arm64": {"runtime": env.label, "features": features,
+                              "sve_vector_bits": seen.get("sve_vector_bits"), "versions": seen.get("versions")}}  # fmt: skip
 
 
 def _previous_export_files(out_dir: Path) -> set[str]:
@@ -306,7 +359,16 @@ def _export_one(
     inputs = parity.inputs if layout is Layout.NCHW else parity.inputs.transpose(0, 2, 3, 1).copy()
     outputs = run_batch(runner, inputs)
     tol = spec.tolerances.get(info.precision, spec.tolerances["int8"])
-    result = compare(reference, outputs, output, tol, spec.threshold)
+    host_result = compare(reference, outputs, output, tol, spec.threshold)
+    arm64 = None
+    if ctx.target is not None:
+        from edgekit.arm64check import check
+
+        arm64 = check(ctx.target, info.format, path, info.precision, inputs, reference, outputs, output, tol,
+                      spec.threshold)  # fmt: skip
+    from edgekit.arm64check import verdict
+
+    result, judged_on = verdict(host_result, arm64)
     # ExecuTorch's runtime does not expose its plan: the exporter counted the lowered graph
     report = ctx.cache.get(f"delegation:{info.name}") or runner.delegation()
     delegation = report.to_dict() if report is not None else None
@@ -333,4 +395,7 @@ def _export_one(
         delegation=delegation,
         sparsity=sparsity,
         repair=ctx.cache.get(f"repair:{info.name}"),
+        parity_host=host_result.to_dict(),
+        arm64=arm64,
+        judged_on=judged_on,
     )

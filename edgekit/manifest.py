@@ -44,6 +44,12 @@ class VariantRecord:
     error: str | None = None
     #: the INT8 repair search: attempts on the check set, the step chosen, the ops that lose most
     repair: dict[str, Any] | None = None
+    #: the host's own parity when the verdict (``parity``) was taken on the phone's kernels
+    parity_host: dict[str, Any] | None = None
+    #: the run on the arm64 kernels (see :mod:`edgekit.arm64check`), or why there was none
+    arm64: dict[str, Any] | None = None
+    #: where ``parity`` was judged: arm64, host+arm64 or host
+    judged_on: str = "host"
 
     @property
     def passed(self) -> bool:
@@ -69,6 +75,8 @@ class Manifest:
     tools: dict[str, str]
     #: where the preprocessing came from: model (stored in the .pt2), flags, or assumed (ImageNet)
     preprocess_source: str = "unknown"
+    #: the arm64 environment parity ran in (label, CPU features its runtimes saw), or why none
+    target: dict[str, Any] | None = None
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 
@@ -159,7 +167,17 @@ def _variant_from_dict(v: Any, where: str) -> VariantRecord:
         parity=optional(v, "parity", dict, where), auc=optional(v, "auc", (int, float), where),
         delegation=optional(v, "delegation", dict, where), sparsity=optional(v, "sparsity", dict, where),
         error=optional(v, "error", str, where), repair=optional(v, "repair", dict, where),
+        parity_host=optional(v, "parity_host", dict, where), arm64=optional(v, "arm64", dict, where),
+        judged_on=_judged_on(optional(v, "judged_on", str, where), where),
     )  # fmt: skip
+
+
+def _judged_on(value: str | None, where: str) -> str:
+    if value is None:
+        return "host"
+    if value not in ("host", "arm64", "host+arm64"):
+        raise FileFormatError(f"{where}: judged_on must be host, arm64 or host+arm64")
+    return value
 
 
 def manifest_from_dict(d: Any) -> Manifest:
@@ -214,6 +232,7 @@ def manifest_from_dict(d: Any) -> Manifest:
         variants=variants,
         tools=require(d, "tools", dict, where),
         preprocess_source=str(optional(d, "preprocess_source", str, where) or "unknown"),
+        target=optional(d, "target", dict, where),
     )
     manifest.output_spec()  # both raise FileFormatError on a bad spec, here rather than later
     manifest.preprocess_spec()

@@ -229,8 +229,12 @@ class ExportSpec:
     int8_repair: bool = True
     #: crop the largest face of every calibration and parity image first (recorded in the manifest)
     face_crop: FaceCrop | None = None
+    #: parity on the phone's kernels: "auto" (when the arm64 environment exists), "on" (required), "off"
+    arm64: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.arm64 not in ("auto", "on", "off"):
+            raise UsageError(f"--arm64 must be auto, on or off, got {self.arm64!r}")
         if self.calib_samples <= 0 or self.parity_samples <= 0:
             raise UsageError("--calib-samples and --parity-samples must be positive")
         if not 0.0 < self.threshold < 1.0:

@@ -52,6 +52,9 @@ class ExportContext:
     int8_target: Tolerance | None = None
     threshold: float = 0.5
     output: OutputSpec = field(default_factory=OutputSpec)
+    #: an :class:`edgekit.device.arm64.Arm64Worker` when the phone's kernels are at hand: integer
+    #: variants whose kernels differ by CPU (ONNX INT8) are repaired on the outputs it computes
+    target: Any = None
 
     def check_set(self, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """(inputs in the model's NCHW layout, PyTorch outputs) of up to ``n`` calibration images.

@@ -135,9 +135,13 @@ def _read_facts(root: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise Arm64EnvError(f"no arm64 environment at {root}; build it with 'make arm64'") from None
     except (OSError, ValueError, RecursionError) as exc:
-        raise Arm64EnvError(f"{path} is unreadable ({type(exc).__name__}); rebuild it with 'make arm64'") from None
+        raise Arm64EnvError(
+            f"{path} is unreadable ({type(exc).__name__}); rebuild it with 'make arm64'"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("python"), str):
-        raise Arm64EnvError(f"{path} is not an edgekit arm64 environment record; rebuild it with 'make arm64'")
+        raise Arm64EnvError(
+            f"{path} is not an edgekit arm64 environment record; rebuild it with 'make arm64'"
+        )
     return data
 
 
@@ -151,7 +155,9 @@ def open_env(root: Path | None = None) -> Arm64Env:
     facts = _read_facts(Path(where))
     python = facts["python"]
     if not re.fullmatch(r"python3\.\d{1,2}", python):
-        raise Arm64EnvError(f"{where}/{ENV_FILE} names {python!r} as its Python; rebuild it with 'make arm64'")
+        raise Arm64EnvError(
+            f"{where}/{ENV_FILE} names {python!r} as its Python; rebuild it with 'make arm64'"
+        )
     env = Arm64Env(Path(where).resolve(), python, facts)
     exe = env.sysroot / "usr" / "bin" / python
     # the interpreter must be the sysroot's own file, not a link that leads out of it
@@ -257,7 +263,9 @@ class Arm64Worker:
             x_path.unlink(missing_ok=True)
             y_path.unlink(missing_ok=True)
         if y.ndim != 2 or len(y) != len(inputs):
-            raise Arm64EnvError(f"the arm64 worker returned outputs of shape {y.shape} for {len(inputs)} inputs")
+            raise Arm64EnvError(
+                f"the arm64 worker returned outputs of shape {y.shape} for {len(inputs)} inputs"
+            )
         return y
 
     def run_bytes(self, fmt: str, model: bytes, inputs: Any) -> Any:

@@ -34,7 +34,12 @@ from edgekit.device.arm64 import CPU, ENV_FILE, RUNTIMES, Arm64EnvError, Arm64Wo
 
 #: bumped when the steps below change what gets built
 RECIPE_VERSION = 1
-_PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
+_PLATFORMS = (
+    "manylinux_2_28_aarch64",
+    "manylinux_2_27_aarch64",
+    "manylinux_2_17_aarch64",
+    "manylinux2014_aarch64",
+)
 # sysroot folders that would shadow the host's (qemu looks a path up in the sysroot first)
 _SHADOWING = ("tmp", "home", "root", "mnt", "srv", "opt", "media", "run", "work", "var/tmp")
 # Tensor G4: cpu0-3 Cortex-A520 (0xd80) 1.92 GHz, cpu4-6 Cortex-A720 (0xd81) 2.6 GHz, cpu7 Cortex-X4 (0xd82) 3.1 GHz
@@ -85,9 +90,7 @@ def debian_mirror(release: str, sources: dict[str, str] | None = None) -> str:
                 parts = [p for p in line.split() if not p.startswith("[")]
                 if len(parts) >= 3 and parts[0] == "deb" and parts[2] == release:
                     return parts[1]
-    raise Arm64EnvError(
-        f"no Debian mirror for {release} in /etc/apt; set EDGEKIT_DEBIAN_MIRROR to one"
-    )
+    raise Arm64EnvError(f"no Debian mirror for {release} in /etc/apt; set EDGEKIT_DEBIAN_MIRROR to one")
 
 
 def wanted_versions() -> dict[str, str]:
@@ -182,7 +185,9 @@ def build(dest: Path, progress: Progress | None = None, force: bool = False) -> 
         elif target.is_symlink():
             target.unlink()
     _write_cpu_files(sysroot)
-    pythons = sorted(p.name for p in (sysroot / "usr" / "bin").glob("python3.*") if re.fullmatch(r"python3\.\d+", p.name))
+    pythons = sorted(
+        p.name for p in (sysroot / "usr" / "bin").glob("python3.*") if re.fullmatch(r"python3\.\d+", p.name)
+    )
     if not pythons:
         raise Arm64EnvError("the Debian arm64 base has no python3.X; check the mirror")
     python = pythons[-1]

@@ -109,7 +109,10 @@ def main() -> None:
             request = json.loads(line)
             reply = features() if request.get("op") == "features" else run(request)
         except Exception as exc:  # every failure is an answer, never a dead worker
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+            reply = {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            }
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 

@@ -63,6 +63,7 @@ def _build_spec(**kw: Any) -> ExportSpec:
         name=kw["name"] or _default_name(path, kw["arch"]),
         output_index=kw["output_index"],
         int8_repair=not kw["no_int8_repair"],
+        arm64=kw["arm64"],
         face_crop=face_crop(kw["face_crop"], kw["face_margin"]),
     )
 
@@ -86,7 +87,10 @@ def summary_table(manifest: Manifest) -> Table:
     from edgekit.exporters.sparsity import sparsity_label
 
     table = Table(title=f"edgekit export: {manifest.name}", title_justify="left")
-    for col in ("variant", "MB", "xFP32", "max diff", "flips", "SQNR", "AUC", "XNNPACK", "sparse", "verdict"):
+    # host and arm64 parity side by side; the max difference and the rest are in the manifest
+    cols = ("variant", "MB", "xFP32", "host", "dB", "arm64", "dB", "AUC", "XNNPACK",
+            "sparse", "verdict")  # fmt: skip
+    for col in cols:
         table.add_column(
             col,
             justify="left" if col in ("variant", "verdict", "XNNPACK", "sparse") else "right",
@@ -95,9 +99,10 @@ def summary_table(manifest: Manifest) -> Table:
     fp32 = next((v.size_bytes for v in manifest.variants if v.name == "tflite_fp32" and v.size_bytes), None)
     for v in manifest.variants:
         if v.status != "ok" or v.parity is None:
-            table.add_row(v.name, "-", "-", "-", "-", "-", "-", "-", "-", paint("failed", "red"))
+            table.add_row(v.name, *["-"] * (len(cols) - 2), paint("failed", "red"))
             continue
-        p = v.parity
+        p = v.parity_host or v.parity
+        arm = (v.arm64 or {}).get("parity")
         ratio = f"{v.size_bytes / fp32:.2f}" if fp32 and v.size_bytes else "-"
         deleg = "-"
         if v.delegation:
@@ -109,13 +114,14 @@ def summary_table(manifest: Manifest) -> Table:
             v.name,
             f"{(v.size_bytes or 0) / 1e6:.2f}",
             ratio,
-            _fmt(p["max_abs_diff"], ".1e"),
             f"{p['flips']}/{p['samples']}",
             _fmt(p["sqnr_db"], ".1f"),
+            f"{arm['flips']}/{arm['samples']}" if arm else "-",
+            _fmt(arm["sqnr_db"], ".1f") if arm else "-",
             _fmt(v.auc, ".4f"),
             deleg,
             sparsity_label(v.sparsity),
-            paint("pass", "green") if p["passed"] else paint("FAIL", "red"),
+            paint("pass", "green") if v.parity["passed"] else paint("FAIL", "red"),
         )
     return table
 
@@ -160,9 +166,37 @@ def repair_line(name: str, repair: dict[str, Any]) -> str | None:
             f"alone cost the output most (output SQNR with only that layer at INT8): {where or 'none found'}")  # fmt: skip
 
 
+def target_lines(manifest: Manifest) -> list[str]:
+    """Where parity was judged: no arm64 environment, or host and arm64 kernels that disagree."""
+    from edgekit.arm64check import disagreement
+    from edgekit.exporters.onnx import saturating_host
+
+    target = manifest.target or {}
+    lines: list[str] = []
+    if target.get("arm64"):
+        from edgekit.arm64check import FLOAT_SAMPLES
+
+        lines.append(f"parity judged on the phone's kernels, {target['arm64']['runtime']}: integer variants on every "
+                     f"parity sample there, float variants on the host's and on the first {FLOAT_SAMPLES} there")  # fmt: skip
+    elif target:
+        lines.append(f"arm64: {target.get('why', 'not used')}")
+        saturating = saturating_host()
+        if saturating and any(v.format == "onnx" and v.precision == "int8" for v in manifest.variants):
+            lines.append(f"onnx_int8: {saturating}, so its parity here is not the phone's; build the arm64 "
+                         "environment (make arm64) to judge it on ARM kernels")  # fmt: skip
+    for v in manifest.variants:
+        if v.parity_host and v.arm64:
+            line = disagreement(v.name, v.parity_host, v.arm64)
+            if line:
+                lines.append(line)
+        if v.arm64 and ("error" in v.arm64 or "skipped" in v.arm64):
+            lines.append(f"{v.name}: arm64: {v.arm64.get('error') or v.arm64.get('skipped')}")
+    return lines
+
+
 def problem_lines(manifest: Manifest) -> list[str]:
     """One line per failed variant or parity miss, and per partly delegated TFLite variant."""
-    lines: list[str] = []
+    lines: list[str] = target_lines(manifest)
     for v in manifest.variants:
         line = repair_line(v.name, v.repair) if v.repair else None
         if line:
@@ -304,6 +338,13 @@ def export(
     ),
     as_json: bool = typer.Option(
         False, "--json", metavar="", help="Print the manifest as JSON on stdout.", rich_help_panel=_OUTPUT
+    ),
+    arm64: str = typer.Option(
+        "auto",
+        "--arm64",
+        help="Parity on the phone's kernels too (arm64 under qemu; the verdict is theirs): "
+        "auto (when 'make arm64' built it), on (required), off.",
+        rich_help_panel=_PARITY,
     ),
 ) -> None:
     """Convert a PyTorch detector to TFLite (FP32/FP16/INT8) and ONNX, and check each against PyTorch."""
