@@ -70,6 +70,8 @@ class DeviceInfo:
     fingerprint: str
     profile: str | None
     emulated: bool
+    #: for an emulated device, what ran its app: "emulated arm64 (qemu, <cpu>)" or the host
+    emulation: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -308,4 +310,5 @@ class Phone:
             fingerprint=props.get("ro.build.fingerprint", ""),
             profile=profile.name if profile else None,
             emulated=self.emulated,
+            emulation=props.get("ro.edgekit.emulation", "") if self.emulated else "",
         )

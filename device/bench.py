@@ -59,6 +59,9 @@ from edgekit.spec import DEFAULT_TOLERANCES, OutputSpec, Tolerance
 #: Where `gradle :app:assembleRelease` puts the APK, relative to the repository root.
 DEFAULT_APK = Path("android_app/app/build/outputs/apk/release/app-release.apk")
 EMULATOR = "emulator"
+#: the emulated Pixel 9 on the host's own kernels (fast; x86 numerics, not the phone's)
+EMULATOR_X86 = "emulator-x86"
+EMULATORS = (EMULATOR, EMULATOR_X86)
 
 #: progress(message)
 ProgressFn = Callable[[str], None]
@@ -420,11 +423,13 @@ def _base_record(cell: Cell, spec: BenchSpec, info: DeviceInfo, run_id: str) -> 
         "sdk": info.sdk,
         "fingerprint": info.fingerprint,
         "emulated": info.emulated,
+        # under qemu the wall-clock figures are the emulator's: neither the phone's nor the host's
+        "emulation": info.emulation or None,
         "accelerator": cell.accelerator,
         "threads": cell.threads,
         "runs": spec.runs,
         "warmup": spec.warmup,
-        # an emulated device's timings are this host's: say which CPU and ISA produced them
+        # an emulated device's timings come from this host's CPU: say which CPU and ISA produced them
         "host_cpu": host_cpu() if info.emulated else None,
     }
 
@@ -437,15 +442,18 @@ _governors_cache: dict[str, dict[str, str]] = {}
 
 @contextmanager
 def _adb_for(spec: BenchSpec) -> Iterator[tuple[Adb, str | None]]:
-    if spec.device != EMULATOR:
+    if spec.device not in EMULATORS:
         yield Adb(spec.adb), spec.device
         return
     import tempfile
 
+    from edgekit.device.arm64 import require_env
     from edgekit.device.emulator import FakeAdbServer, VirtualDevice
 
+    arm64 = require_env() if spec.device == EMULATOR else None
     with tempfile.TemporaryDirectory(prefix="edgekit-emulator-") as tmp:
-        device = VirtualDevice(Path(tmp))
+        serial = "emulator-pixel9" if arm64 else "emulator-x86-pixel9"
+        device = VirtualDevice(Path(tmp), serial=serial, arm64=arm64)
         with FakeAdbServer([device]) as server:
             yield Adb(server.address, emulated_serials=frozenset({device.serial})), device.serial
 
@@ -554,10 +562,12 @@ def latency_timer(device: str, adb: str | None, out_dir: Path) -> Callable[[Path
     return timer
 
 
-def devices(address: str | None, emulator: bool = False) -> list[DeviceInfo]:
-    """`edgekit devices`: facts about every usable attached device."""
+def devices(address: str | None, emulator: bool | str = False) -> list[DeviceInfo]:
+    """`edgekit devices`: facts about every usable attached device (``emulator``: True or a name
+    of :data:`EMULATORS` lists that emulated Pixel 9 instead)."""
     if emulator:
-        with _adb_for(BenchSpec(target=Path("."), out_dir=Path("."), device=EMULATOR)) as (adb, _):
+        name = emulator if isinstance(emulator, str) else EMULATOR
+        with _adb_for(BenchSpec(target=Path("."), out_dir=Path("."), device=name)) as (adb, _):
             return [adb.device(s).info() for s in adb.select("all")]
     adb = Adb(address)
     usable = [a.serial for a in adb.attached() if a.state == "device"]

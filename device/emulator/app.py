@@ -1,5 +1,9 @@
 """The benchmark app's contract, carried out on the host (the emulated device's "app process").
 
+Runs in the arm64 Python under qemu-aarch64 (``--device emulator``: the phone's kernels) or in
+the host's Python (``--device emulator-x86``). Its times and memory are the emulator's or the
+host's, never a phone's; ``emulation=...`` among the device facts says which.
+
 Run as ``python -m edgekit.device.emulator.app RUN_DIR RESULT_DIR``: reads
 ``config.json`` from RUN_DIR, loads the model with ai-edge-litert (XNNPACK),
 saves the first inference of every input for parity, warms up, times the runs,
@@ -121,8 +125,13 @@ def _load(config: RunConfig, path: Path) -> tuple[Steps, tuple[tuple[int, ...], 
 
         return Steps(write_ort, invoke_ort, read_ort), (tuple(int(d) for d in inp.shape), dtype)
     if config.engine == "executorch":
-        import torch
-        from executorch.runtime import Runtime
+        try:
+            import torch
+            from executorch.runtime import Runtime
+        except ImportError:  # the arm64 environment has no ExecuTorch runtime (it needs torch)
+            raise ValueError(
+                f"no ExecuTorch runtime in this emulated device's Python ({os.uname().machine})"
+            ) from None
 
         try:
             method = Runtime.get().load_program(str(path)).load_method("forward")

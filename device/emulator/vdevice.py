@@ -8,6 +8,7 @@ else, like a locked-down phone would.
 from __future__ import annotations
 
 import os
+import platform
 import posixpath
 import shlex
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekit.device.arm64 import Arm64Env
 from edgekit.device.profiles import get_profile
 from edgekit.device.protocol import ACTIVITY, APP_VERSION, INSTRUMENTATION, PACKAGE, RESULTS_ROOT
 
@@ -58,6 +60,7 @@ class VirtualDevice:
         app_version: str | None = APP_VERSION,
         faults: Faults | None = None,
         state: str = "device",
+        arm64: Arm64Env | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -65,6 +68,12 @@ class VirtualDevice:
         self.profile = get_profile(profile)
         self.props = dict(self.profile.emulated_props)
         self.props["ro.serialno"] = serial
+        # the app process runs the phone's kernels under qemu-aarch64 with an arm64 environment,
+        # else the host's own (x86) kernels; every record carries which
+        self.arm64 = arm64
+        self.props["ro.edgekit.emulation"] = (
+            arm64.label if arm64 else f"emulated on this host ({platform.machine()})"
+        )
         self.app_version = app_version
         self.faults = faults or Faults()
         self.state = state
@@ -286,7 +295,7 @@ class VirtualDevice:
         run_id = extras.get("run_id") or posixpath.basename(run_dir_dev.rstrip("/"))
         index = self.app_runs
         self.app_runs += 1
-        env = dict(os.environ)
+        env = self.arm64.environ() if self.arm64 else dict(os.environ)
         env.pop("EDGEKIT_EMULATOR_CRASH", None)
         env.pop("EDGEKIT_EMULATOR_HANG", None)
         if index in self.faults.crash_runs:
@@ -297,8 +306,10 @@ class VirtualDevice:
             ("model", "ro.product.model"), ("soc", "ro.soc.model"), ("sdk", "ro.build.version.sdk"),
             ("fingerprint", "ro.build.fingerprint"),
         )]  # fmt: skip
-        cmd = [sys.executable, "-m", "edgekit.device.emulator.app", str(self.path(run_dir_dev)),
-               str(self.path(f"{RESULTS_ROOT}/{run_id}")), *facts]  # fmt: skip
+        args = [str(self.path(run_dir_dev)), str(self.path(f"{RESULTS_ROOT}/{run_id}")), *facts,
+                f"emulation={self.props['ro.edgekit.emulation']}"]  # fmt: skip
+        app = "edgekit.device.emulator.app"
+        cmd = self.arm64.module_command(app, args) if self.arm64 else [sys.executable, "-m", app, *args]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         with self._lock:
             self._procs.append(proc)

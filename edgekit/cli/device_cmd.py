@@ -27,18 +27,23 @@ def devices(
     adb: str | None = typer.Option(None, "--adb", help="adb server HOST:PORT (default 127.0.0.1:5037)."),
     emulator: bool = typer.Option(False, "--emulator", metavar="", help="Show the emulated Pixel 9 instead."),
     device: str | None = typer.Option(
-        None, "--device", help="'emulator' is the same as --emulator (as in edgekit bench)."
+        None,
+        "--device",
+        help="'emulator' (arm64 under qemu) is the same as --emulator; 'emulator-x86' runs the host's kernels.",
     ),
     as_json: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """List attached devices: serial, model, SoC, Android/SDK, ABI, RAM, thermal status."""
-    from edgekit.device.bench import EMULATOR
+    from edgekit.device.bench import EMULATOR, EMULATORS
     from edgekit.device.bench import devices as list_devices
 
     ui = UI.current()
-    if device not in (None, EMULATOR):
-        raise ui.fail(UsageError(f"edgekit devices lists every device; --device takes only '{EMULATOR}'"))
-    infos = run_guarded(ui, lambda: list_devices(adb, emulator or device == EMULATOR))
+    if device not in (None, *EMULATORS):
+        raise ui.fail(
+            UsageError(f"edgekit devices lists every device; --device takes only {' or '.join(EMULATORS)}")
+        )
+    which: bool | str = device or (EMULATOR if emulator else False)
+    infos = run_guarded(ui, lambda: list_devices(adb, which))
     if as_json:
         import json
 
@@ -48,7 +53,7 @@ def devices(
     for col in ("serial", "model", "SoC", "Android", "SDK", "ABI", "RAM MB", "thermal", "profile"):
         table.add_column(col)
     for i in infos:
-        name = f"{i.model} (emulated)" if i.emulated else i.model
+        name = f"{i.model} ({i.emulation or 'emulated'})" if i.emulated else i.model
         table.add_row(
             i.serial,
             name,
@@ -64,9 +69,11 @@ def devices(
 
 
 def _cell_table(cells: list[dict[str, Any]]) -> Table:
-    emulated = any(c.get("emulated") for c in cells)
+    emulated = {c.get("emulation") or "emulated on this host" for c in cells if c.get("emulated")}
     title = "edgekit bench" + (
-        " [EMULATED on this host: host timings and memory, not phone figures]" if emulated else ""
+        f" [{', '.join(sorted(emulated)).upper()}: emulator timings and memory, not phone figures]"
+        if emulated
+        else ""
     )
     table = Table(title=title, title_justify="left")
     for col in (
