@@ -88,7 +88,8 @@ from pathlib import Path
 from edgekit.exporting import export
 from edgekit.spec import ExportSpec, ModelSource
 m = export(ExportSpec(source=ModelSource(path=Path({str(model)!r})), out_dir=Path({str(out)!r}), variants={variants!r},
-           calib_dir=Path({str(calib)!r}), calib_samples=100, parity_samples=32, mean=({mean},)*3, std=(0.5,)*3))
+           calib_dir=Path({str(calib)!r}), calib_samples=100, parity_samples=32, mean=({mean},)*3, std=(0.5,)*3,
+           arm64="off"))  # the host's conversion cost alone: benchmarks/arm64.py measures the arm64 side
 result = m.to_dict()
 """
 
@@ -219,7 +220,8 @@ def _peers(export_dir: Path, calib: Path, manifest: dict[str, Any]) -> list[dict
 
 
 def _harness(file: Path, export_dir: Path, runs: int, repeats: int) -> dict[str, float]:
-    """In-process LiteRT p50 vs the same model through `edgekit bench --device emulator`, interleaved."""
+    """In-process LiteRT p50 vs the same model through `edgekit bench --device emulator-x86` (the same
+    host kernels, so the difference is the harness), interleaved."""
     from edgekit.device.bench import BenchSpec, bench
     from edgekit.runners.litert import LiteRTRunner
 
@@ -236,7 +238,7 @@ def _harness(file: Path, export_dir: Path, runs: int, repeats: int) -> dict[str,
                 runner.infer({runner.input_name: x})
                 t.append(time.perf_counter() - s)
             direct.append(float(np.median(t)) * 1e3)
-            report = bench(BenchSpec(target=file, out_dir=Path(tmp) / str(r), device="emulator", runs=runs, warmup=10,
+            report = bench(BenchSpec(target=file, out_dir=Path(tmp) / str(r), device="emulator-x86", runs=runs, warmup=10,
                                      threads=(1,), parity_samples=2))  # fmt: skip
             emulated.append(report.cells[0]["latency"]["p50"])
     d, e = float(np.median(direct)), float(np.median(emulated))
@@ -330,11 +332,17 @@ def main() -> None:
         mean = 0.5
         files: dict[str, Path] = {}
         variants = VARIANTS if not args.quick else ("tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8")
+        # one child per variant measures each export's own wall time and peak RSS; the quick smoke
+        # exports them all in one child (the same code path, a third of the CI time)
+        full_dir = folder / "all"
+        full, full_wall, full_rss = _child(_export_code(pt2, full_dir, variants, calib, mean))
         for v in variants:
-            vdir = folder / v
-            m, wall, rss = _child(
-                _export_code(pt2, vdir, (v,) if v == "tflite_fp32" else ("tflite_fp32", v), calib, mean)
-            )
+            vdir, wall, rss, m = full_dir, full_wall, full_rss, full
+            if not args.quick:
+                vdir = folder / v
+                m, wall, rss = _child(
+                    _export_code(pt2, vdir, (v,) if v == "tflite_fp32" else ("tflite_fp32", v), calib, mean)
+                )
             rec = next(r for r in m["variants"] if r["name"] == v)
             files[v] = vdir / rec["file"]
             export_rows.append({"model": name, "variant": v, "wall_s": round(wall, 1), "convert_s": rec["export_seconds"],
@@ -348,13 +356,12 @@ def main() -> None:
         bare, bare_wall, bare_rss = _child(_bare_convert_code(pt2))
         export_rows.append({"model": name, "variant": "bare litert_torch.convert", "wall_s": round(bare_wall, 1),
                             "convert_s": round(bare["seconds"], 1), "peak_rss_mb": round(bare_rss)})  # fmt: skip
-        fp32_wall = next(
-            r["wall_s"] for r in export_rows if r["model"] == name and r["variant"] == "tflite_fp32"
-        )
-        export_rows.append({"model": name, "variant": "edgekit fp32 export / bare convert (wall, incl. load and parity)",
-                            "wall_s": round(fp32_wall / bare_wall, 2)})  # fmt: skip
-        full_dir = folder / "all"
-        full, _, _ = _child(_export_code(pt2, full_dir, variants, calib, mean))
+        if not args.quick:  # the quick smoke has no FP32-only export to compare
+            fp32_wall = next(
+                r["wall_s"] for r in export_rows if r["model"] == name and r["variant"] == "tflite_fp32"
+            )
+            export_rows.append({"model": name, "variant": "edgekit fp32 export / bare convert (wall, incl. load and parity)",
+                                "wall_s": round(fp32_wall / bare_wall, 2)})  # fmt: skip
         x = np.load(full_dir / "parity_inputs.npy")[:1]
         for threads in (1, 2):
             lat = _latency(files, pt2, x, threads, repeats, runs)

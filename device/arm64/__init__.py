@@ -35,6 +35,8 @@ TARGET_FEATURES = ("asimd", "asimddp", "i8mm", "bf16", "sve", "sve2")
 #: the wheels installed for aarch64, at the host's versions
 RUNTIMES = ("numpy", "ai-edge-litert", "onnxruntime")
 ENV_FILE = "env.json"
+#: edgekit's qemu TCG plugin (``insn_count.c``), compiled into the environment's folder
+INSN_PLUGIN = "libinsncount.so"
 _MAX_ENV_JSON = 1 << 20
 
 
@@ -77,13 +79,13 @@ class Arm64Env:
         """How every record names where it ran."""
         return f"emulated arm64 (qemu, {self.facts.get('cpu', CPU)})"
 
-    def command(self, args: list[str]) -> list[str]:
+    def command(self, args: list[str], qemu_args: tuple[str, ...] = ()) -> list[str]:
         """The command line that runs the arm64 Python with ``args``."""
         qemu = shutil.which("qemu-aarch64")
         if qemu is None:
             raise Arm64EnvError("qemu-aarch64 is not installed; install Debian's qemu-user")
         python = self.sysroot / "usr" / "bin" / self.python
-        return [qemu, "-cpu", CPU, "-L", str(self.sysroot), str(python), "-I", "-S", *args]
+        return [qemu, "-cpu", CPU, *qemu_args, "-L", str(self.sysroot), str(python), "-I", "-S", *args]
 
     def environ(self) -> dict[str, str]:
         """The child's environment: the wheels on its path, nothing of the host's Python.
@@ -95,7 +97,48 @@ class Arm64Env:
         env["EDGEKIT_ARM64_SITE"] = str(self.site)
         return env
 
-    def module_command(self, module: str, args: list[str]) -> list[str]:
+    @property
+    def insn_plugin(self) -> Path | None:
+        """edgekit's qemu plugin that counts guest instructions (built by ``make arm64`` when gcc is there)."""
+        path = self.root / INSN_PLUGIN
+        return path if path.is_file() else None
+
+    def count_instructions(self, fmt: str, model: Path, inputs: Any, runs: int = 3) -> int:
+        """Guest instructions one inference of ``model`` executes on the arm64 kernels (1 thread).
+
+        Unlike qemu's wall-clock it does not depend on what else the host is doing (it repeats to
+        about 2%: the guest's own allocator and Python work vary a little). Two processes, one that
+        loads and invokes once and one that invokes ``1 + runs`` times; the difference divided by
+        ``runs`` (the first invoke packs weights). Only the main thread is counted.
+        It is the emulated CPU's instruction count, not phone cycles: use it as a ratio between variants.
+        """
+        import numpy as np
+
+        plugin = self.insn_plugin
+        if plugin is None:
+            raise Arm64EnvError(
+                f"no instruction-count plugin in {self.root}; rebuild with 'make arm64' (needs gcc)"
+            )
+        counts = []
+        with tempfile.TemporaryDirectory(prefix="edgekit-insn-") as tmp:
+            x_path = Path(tmp, "x.npy")
+            np.save(x_path, np.ascontiguousarray(inputs[:1], dtype=np.float32), allow_pickle=False)
+            for n in (1, 1 + runs):
+                out = Path(tmp, f"count{n}")
+                cmd = self.module_command(
+                    "edgekit.device.arm64.worker", ["invoke", fmt, str(Path(model).resolve()), str(x_path), str(n)],
+                    qemu_args=("-plugin", f"{plugin},out={out}"),
+                )  # fmt: skip
+                # one guest thread: idle OpenBLAS workers would spin (and race the counter) otherwise
+                env = {**self.environ(), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800, check=False)
+                if proc.returncode != 0 or not out.is_file():
+                    tail = " ".join(proc.stderr.strip().splitlines()[-2:])[:300]
+                    raise Arm64EnvError(f"counting instructions of {Path(model).name} failed: {tail}")
+                counts.append(int(out.read_text().strip()))
+        return round((counts[1] - counts[0]) / runs)
+
+    def module_command(self, module: str, args: list[str], qemu_args: tuple[str, ...] = ()) -> list[str]:
         """Run an edgekit module (``edgekit.device...``) in the arm64 Python.
 
         ``-I`` keeps the host's site-packages out, so the bootstrap puts the wheels and this
@@ -106,7 +149,7 @@ class Arm64Env:
 
         paths = {"edgekit": str(Path(edgekit.__file__).parent),
                  "edgekit.device": str(Path(edgekit.device.__file__).parent)}  # fmt: skip
-        return self.command(["-c", _BOOT, json.dumps(paths), module, *args])
+        return self.command(["-c", _BOOT, json.dumps(paths), module, *args], qemu_args)
 
 
 # Runs first in the arm64 Python: the wheels on sys.path, edgekit's packages from the host's
@@ -267,6 +310,31 @@ class Arm64Worker:
                 f"the arm64 worker returned outputs of shape {y.shape} for {len(inputs)} inputs"
             )
         return y
+
+    def time(self, models: dict[str, Path], inputs: Any, rounds: int = 5, threads: int = 1) -> dict[str, Any]:
+        """Median invoke ms of each model file (format from its suffix) on ``inputs[:1]``, interleaved,
+        and each one's first output: ``{"ms": {name: ms}, "outputs": {name: [floats]}}``.
+
+        Emulator wall-clock: a ratio between two models run side by side is the only figure that means
+        anything (e.g. sparse vs dense kernels), never a phone latency.
+        """
+        import numpy as np
+
+        self._count += 1
+        x_path = Path(self._tmp.name, f"in{self._count}.npy")
+        np.save(x_path, np.ascontiguousarray(inputs[:1], dtype=np.float32), allow_pickle=False)
+        spec = {
+            n: {"format": Path(p).suffix.lstrip("."), "model": str(Path(p).resolve())}
+            for n, p in models.items()
+        }
+        try:
+            reply = self._ask({"op": "time", "models": spec, "inputs": str(x_path), "rounds": rounds,
+                               "threads": threads})  # fmt: skip
+        finally:
+            x_path.unlink(missing_ok=True)
+        if not reply.get("ok"):
+            raise ValueError(str(reply.get("error", "unknown error"))[:300])
+        return reply
 
     def run_bytes(self, fmt: str, model: bytes, inputs: Any) -> Any:
         """:meth:`run` on a model held in memory."""

@@ -9,7 +9,9 @@
    cores (4 Cortex-A520, 3 Cortex-A720, 1 Cortex-X4). qemu-user serves a guest's file opens from
    the sysroot first, and without this the guest reads the host's x86 ``/proc/cpuinfo``:
    onnxruntime >= 1.28 then crashes at import (measured: 1.26 imports, 1.28-1.32 segfault).
-4. The guest is started once to record what its runtimes see (``env.json``).
+4. edgekit's instruction-counting qemu plugin (``insn_count.c``, against qemu's TCG plugin API)
+   is compiled with gcc, when there is one.
+5. The guest is started once to record what its runtimes see (``env.json``).
 
 Idempotent: ``env.json`` records the recipe; a matching one means nothing is done. The build
 goes to ``<dest>.partial`` and replaces ``dest`` only when complete.
@@ -30,10 +32,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edgekit.device.arm64 import CPU, ENV_FILE, RUNTIMES, Arm64EnvError, Arm64Worker, open_env
+from edgekit.device.arm64 import CPU, ENV_FILE, INSN_PLUGIN, RUNTIMES, Arm64EnvError, Arm64Worker, open_env
 
 #: bumped when the steps below change what gets built
-RECIPE_VERSION = 1
+RECIPE_VERSION = 3
 _PLATFORMS = (
     "manylinux_2_28_aarch64",
     "manylinux_2_27_aarch64",
@@ -140,6 +142,17 @@ def _run(cmd: list[str], what: str, **kw: Any) -> None:
         raise Arm64EnvError(f"{what} failed (exit {proc.returncode}): {tail}")
 
 
+def _compile_plugin(dest: Path) -> bool:
+    """Compile ``insn_count.c`` into ``dest``; False when there is no C compiler."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        return False
+    source = Path(__file__).with_name("insn_count.c")
+    _run([cc, "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-o", str(dest / INSN_PLUGIN), str(source)],
+         "compiling the instruction-count plugin")  # fmt: skip
+    return True
+
+
 def _size(path: Path) -> int:
     return sum(f.lstat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
@@ -198,7 +211,9 @@ def build(dest: Path, progress: Progress | None = None, force: bool = False) -> 
     _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *platforms,
           "--python-version", pyver, "--implementation", "cp", "--only-binary=:all:", "--target", str(site),
           *(f"{k}=={v}" for k, v in versions.items())], "pip install (aarch64 wheels)")  # fmt: skip
-    facts: dict[str, Any] = {**wanted, "python": python}
+    plugin = _compile_plugin(partial)
+    say(f"instruction-count plugin: {'built' if plugin else 'not built (no gcc)'}")
+    facts: dict[str, Any] = {**wanted, "python": python, "insn_plugin": plugin}
     (partial / ENV_FILE).write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
     say("starting the arm64 Python under qemu to read what its runtimes see")
     with Arm64Worker(open_env(partial)) as worker:

@@ -4,7 +4,9 @@ Reads JSON requests line by line on stdin and answers each with one JSON line:
 ``{"op": "features"}`` -> the CPU features the runtimes see and their versions;
 ``{"op": "run", "format", "model", "inputs", "outputs", "threads"}`` -> runs the model on
 every input (one invoke per sample, batch 1 as a phone does) and saves the first output
-of each as an (N, k) float32 ``.npy``. Imports numpy and the runtimes only.
+of each as an (N, k) float32 ``.npy``; ``{"op": "time", "models": {name: {format, model}},
+"inputs", "rounds", "threads"}`` -> median invoke milliseconds of each (emulator time: only
+ratios between models mean anything). Imports numpy and the runtimes only.
 """
 
 from __future__ import annotations
@@ -102,12 +104,43 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "load_s": loaded - start, "run_s": time.perf_counter() - loaded}
 
 
+def time_models(request: dict[str, Any]) -> dict[str, Any]:
+    """Median invoke time of each model on one input, the models interleaved round by round (drift in
+    the emulator hits every model alike), and each model's first output."""
+    x = np.load(str(request["inputs"]), allow_pickle=False)[:1]
+    threads = int(request.get("threads", 1))
+    runners = {
+        name: _runner(str(m["format"]), str(m["model"]), threads) for name, m in request["models"].items()
+    }
+    first = {name: np.asarray(infer(x), dtype=np.float32).ravel().tolist() for name, infer in runners.items()}
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(int(request.get("rounds", 5))):
+        for name, infer in runners.items():
+            start = time.perf_counter()
+            infer(x)
+            times[name].append(time.perf_counter() - start)
+    return {"ok": True, "ms": {n: 1e3 * sorted(t)[len(t) // 2] for n, t in times.items()}, "outputs": first}
+
+
+def invoke(fmt: str, model: str, inputs: str, times: int) -> None:
+    """Load ``model`` and run it ``times`` times on the first input, nothing else: the process whose
+    guest instructions :meth:`edgekit.device.arm64.Arm64Env.count_instructions` counts."""
+    infer = _runner(fmt, model, 1)
+    x = np.load(inputs, allow_pickle=False)[:1]
+    for _ in range(times):
+        infer(x)
+
+
 def main() -> None:
-    """Answer requests until stdin closes."""
+    """Answer requests until stdin closes (``invoke FMT MODEL INPUTS N``: run N times and exit)."""
+    if len(sys.argv) == 6 and sys.argv[1] == "invoke":
+        invoke(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return
+    ops = {"features": lambda _r: features(), "run": run, "time": time_models}
     for line in sys.stdin:
         try:
             request = json.loads(line)
-            reply = features() if request.get("op") == "features" else run(request)
+            reply = ops[str(request.get("op"))](request)
         except Exception as exc:  # every failure is an answer, never a dead worker
             reply = {
                 "ok": False,

@@ -71,7 +71,7 @@ def devices(
 def _cell_table(cells: list[dict[str, Any]]) -> Table:
     emulated = {c.get("emulation") or "emulated on this host" for c in cells if c.get("emulated")}
     title = "edgekit bench" + (
-        f" [{', '.join(sorted(emulated)).upper()}: emulator timings and memory, not phone figures]"
+        f" [EMULATED, {'; '.join(sorted(emulated))}: emulator timings and memory, not phone figures]"
         if emulated
         else ""
     )

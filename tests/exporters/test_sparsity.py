@@ -1,7 +1,8 @@
 """Sparse encoding, graph fixes and the XNNPACK sparsity lint, on a small MobileNetV3-shaped net.
 
-The last test runs the real XNNPACK kernels under ``qemu-x86_64 -cpu Nehalem`` (no AVX, so
-XNNPACK's sparse path is on) and checks the lint's verdicts against what the kernels do.
+The last tests run the real XNNPACK kernels where its sparse path is on and check the lint's
+verdicts against what the kernels do: the arm64 build under ``qemu-aarch64`` (the phone's
+kernels: XNNPACK's NEON SpMM) and the x86 build under ``qemu-x86_64 -cpu Nehalem`` (no AVX).
 """
 
 from __future__ import annotations
@@ -190,12 +191,9 @@ print(json.dumps({n: {"ms": 1000 * sorted(t)[len(t) // 2], "y": ys[n]} for n, t 
 """
 
 
-@pytest.mark.qemu
-def test_sparse_path_engages_under_qemu_nehalem(pruned_fp32: bytes, tmp_path: Path) -> None:
-    """XNNPACK disables sparse kernels on AVX CPUs; an SSE-only CPU (Nehalem) runs them."""
-    qemu = shutil.which("qemu-x86_64")
-    require_system_tool(None if qemu else "qemu-x86_64 (Debian qemu-user) is not installed")
-    assert qemu is not None
+def _three_graphs(pruned_fp32: bytes) -> dict[str, bytes]:
+    """The same pruned graph three ways: zeros stored dense, CSR-encoded (eligible), CSR-encoded
+    with the TRANSPOSE/0-d MUL left in (blocked); the lint's verdict on each is checked."""
     dense_g = TFLiteGraph(pruned_fp32)
     fix_graph(dense_g)
     dense = dense_g.to_bytes()  # same graph, zeros stored dense: lint says dense-storage
@@ -205,13 +203,42 @@ def test_sparse_path_engages_under_qemu_nehalem(pruned_fp32: bytes, tmp_path: Pa
     blocked_g = TFLiteGraph(pruned_fp32)
     encode_sparse(blocked_g)  # sparse storage but the TRANSPOSE/0-d MUL still break the region
     blocked = blocked_g.to_bytes()
-    verdicts = {
-        n: lint(TFLiteGraph(m)).verdict
-        for n, m in (("dense", dense), ("sparse", sparse), ("blocked", blocked))
-    }
+    models = {"dense": dense, "sparse": sparse, "blocked": blocked}
+    verdicts = {n: lint(TFLiteGraph(m)).verdict for n, m in models.items()}
     assert verdicts == {"dense": "dense-storage", "sparse": "eligible", "blocked": "blocked"}
+    return models
+
+
+@pytest.mark.arm64
+def test_sparse_path_engages_on_the_arm64_kernels(pruned_fp32: bytes, tmp_path: Path) -> None:
+    """ARM64 is where XNNPACK runs its sparse kernels on a phone: the eligible graph runs them
+    (fewer instructions for qemu, so faster here too), the blocked one does not."""
+    from edgekit.device.arm64 import Arm64Worker, find_env
+
+    env, why = find_env()
+    require_system_tool(None if env else why)
     paths = {}
-    for name, model in (("dense", dense), ("sparse", sparse), ("blocked", blocked)):
+    for name, model in _three_graphs(pruned_fp32).items():
+        paths[name] = tmp_path / f"{name}.tflite"
+        paths[name].write_bytes(model)
+    x = np.random.default_rng(0).standard_normal((1, *SHAPE[1:])).astype(np.float32)
+    with Arm64Worker(env) as worker:
+        res = worker.time(paths, x, rounds=7)
+    ratio_sparse = res["ms"]["sparse"] / res["ms"]["dense"]
+    ratio_blocked = res["ms"]["blocked"] / res["ms"]["dense"]
+    assert ratio_sparse < 0.6, res["ms"]  # engaged
+    assert ratio_blocked > 0.75, res["ms"]  # the lint's "blocked" holds on the phone's kernels too
+    np.testing.assert_allclose(res["outputs"]["sparse"], res["outputs"]["dense"], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.qemu
+def test_sparse_path_engages_under_qemu_nehalem(pruned_fp32: bytes, tmp_path: Path) -> None:
+    """XNNPACK disables sparse kernels on AVX CPUs; an SSE-only CPU (Nehalem) runs them."""
+    qemu = shutil.which("qemu-x86_64")
+    require_system_tool(None if qemu else "qemu-x86_64 (Debian qemu-user) is not installed")
+    assert qemu is not None
+    paths = {}
+    for name, model in _three_graphs(pruned_fp32).items():
         paths[name] = str(tmp_path / f"{name}.tflite")
         Path(paths[name]).write_bytes(model)
     proc = subprocess.run(
