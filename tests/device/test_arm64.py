@@ -233,4 +233,3 @@ def test_the_verdict_is_arm64s_and_a_disagreement_is_one_line() -> None:
               "vs_host": {"decisions_differ": 0, "bit_identical": 0, "max_abs_diff": 0.1}}  # fmt: skip
     judged, where = verdict(arm, subset)  # a float variant: host parity on all, arm64 on the first 32
     assert where == "host+arm64" and judged.passed == (arm.passed and subset["parity"]["passed"])
-

@@ -229,7 +229,9 @@ def test_sparse_path_engages_on_the_arm64_kernels(pruned_fp32: bytes, tmp_path: 
     assert ratio_sparse < 0.6, res["ms"]  # engaged
     assert ratio_blocked > 0.75, res["ms"]  # the lint's "blocked" holds on the phone's kernels too
     np.testing.assert_allclose(res["outputs"]["sparse"], res["outputs"]["dense"], rtol=1e-3, atol=1e-3)
-    if env.insn_plugin is not None:  # the same verdict in guest instructions, which the host's load cannot skew
+    if (
+        env.insn_plugin is not None
+    ):  # the same verdict in guest instructions, which the host's load cannot skew
         counts = {n: env.count_instructions("tflite", paths[n], x) for n in ("dense", "sparse")}
         assert counts["sparse"] < 0.6 * counts["dense"], counts
 
