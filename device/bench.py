@@ -56,7 +56,7 @@ from edgekit.hostinfo import host_cpu
 from edgekit.parity import compare
 from edgekit.spec import DEFAULT_TOLERANCES, OutputSpec, Tolerance
 
-#: Where `gradle :app:assembleRelease` puts the APK, relative to the repository root.
+#: Where `./gradlew :app:assembleRelease` puts the APK, relative to the repository root.
 DEFAULT_APK = Path("android_app/app/build/outputs/apk/release/app-release.apk")
 EMULATOR = "emulator"
 #: the emulated Pixel 9 on the host's own kernels (fast; x86 numerics, not the phone's)
@@ -233,7 +233,7 @@ def ensure_app(phone: Phone, apk: Path | None) -> str:
             else "the benchmark app is not installed"
         )
         raise AppNotInstalledError(
-            f"{phone.serial}: {have}; build it with 'cd android_app && gradle :app:assembleRelease' "
+            f"{phone.serial}: {have}; build it with 'cd android_app && ./gradlew :app:assembleRelease' "
             "(Android SDK needed) and pass --apk PATH"
         )
     remote = f"{DEVICE_ROOT}/edgekit-bench.apk"
