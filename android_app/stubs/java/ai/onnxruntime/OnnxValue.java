@@ -1,7 +1,9 @@
 package ai.onnxruntime;
 
-/** Compile-time stub of the ONNX Runtime Java API the app calls. */
+/** Compile-time stub of ONNX Runtime's OnnxValue (java/src/main/java/ai/onnxruntime/OnnxValue.java). */
 public interface OnnxValue extends AutoCloseable {
+    ValueInfo getInfo();
+
     @Override
     void close();
 }

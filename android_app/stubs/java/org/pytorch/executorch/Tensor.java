@@ -1,16 +1,38 @@
 package org.pytorch.executorch;
 
-/** Compile-time stub of the ExecuTorch Android Java API the app calls (executorch-android). */
+/**
+ * Compile-time stub of executorch-android's Tensor (Tensor.kt at v1.4.1). Every {@code dataAs*}
+ * getter of the real class throws IllegalStateException unless the tensor has that dtype: the
+ * stub's do too, so a caller must look at {@link #dtype()} first.
+ */
 public abstract class Tensor {
     public static Tensor fromBlob(float[] data, long[] shape) {
-        return null;
+        throw new IllegalStateException("stub");
     }
 
     public long[] shape() {
         return new long[0];
     }
 
+    public abstract DType dtype();
+
     public float[] getDataAsFloatArray() {
-        return new float[0];
+        throw new IllegalStateException("Tensor cannot return data as float array.");
+    }
+
+    public byte[] getDataAsByteArray() {
+        throw new IllegalStateException("Tensor cannot return data as byte array.");
+    }
+
+    public byte[] getDataAsUnsignedByteArray() {
+        throw new IllegalStateException("Tensor cannot return data as unsigned byte array.");
+    }
+
+    public int[] getDataAsIntArray() {
+        throw new IllegalStateException("Tensor cannot return data as int array.");
+    }
+
+    public long[] getDataAsLongArray() {
+        throw new IllegalStateException("Tensor cannot return data as long array.");
     }
 }

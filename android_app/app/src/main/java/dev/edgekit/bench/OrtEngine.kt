@@ -59,13 +59,23 @@ class OrtEngine : Engine {
             if (info.type != OnnxJavaType.FLOAT) {
                 throw EngineException("model_load", "input $inputName is ${info.type}; the benchmark feeds float32")
             }
-            shape = info.shape
+            shape = resolveShape(info.shape, config)
         } catch (e: OrtException) {
             throw EngineException("model_load", "ONNX Runtime: ${e.message}", e)
         } finally {
             options.close()
         }
         return Engine.Loaded("onnxruntime", used, listOf("cpu", "gpu", "npu"), reason)
+    }
+
+    // a symbolic dimension (a dynamic batch) is -1 in the model: the pushed input's own size fills it
+    private fun resolveShape(declared: LongArray, config: RunConfig): LongArray {
+        if (declared.all { it >= 0 }) return declared
+        val pushed = config.inputs[0].shape
+        if (pushed.size != declared.size) {
+            throw EngineException("input_mismatch", "the model's input has ${declared.size} dimensions, the pushed input ${pushed.size}")
+        }
+        return LongArray(declared.size) { i -> if (declared[i] < 0) pushed[i].toLong() else declared[i] }
     }
 
     override fun inputSpec(file: String): TensorSpec = TensorSpec(file, "float32", shape.map { it.toInt() }.toIntArray())
@@ -96,9 +106,27 @@ class OrtEngine : Engine {
         return (0 until outputs.size()).map { i ->
             val value = outputs.get(i) as? OnnxTensor
                 ?: throw EngineException("inference", "output $i is not a tensor")
-            val buffer = value.floatBuffer
-            val data = FloatArray(buffer.remaining()).also { buffer.get(it) }
-            Engine.Output("float32", value.info.shape.map { it.toInt() }.toIntArray(), Bytes.ofFloats(data))
+            val shape = value.info.shape.map { it.toInt() }.toIntArray()
+            // each typed getter returns null for a tensor of another type: choose by type
+            when (value.info.type) {
+                OnnxJavaType.FLOAT, OnnxJavaType.FLOAT16, OnnxJavaType.BFLOAT16 -> {
+                    val buffer = value.floatBuffer ?: throw EngineException("inference", "output $i has no float data")
+                    Engine.Output("float32", shape, Bytes.ofFloats(FloatArray(buffer.remaining()).also { buffer.get(it) }))
+                }
+                OnnxJavaType.INT32 -> {
+                    val buffer = value.intBuffer ?: throw EngineException("inference", "output $i has no int32 data")
+                    Engine.Output("int32", shape, Bytes.ofInts(IntArray(buffer.remaining()).also { buffer.get(it) }))
+                }
+                OnnxJavaType.INT8, OnnxJavaType.UINT8 -> {
+                    val buffer = value.byteBuffer ?: throw EngineException("inference", "output $i has no data")
+                    val dtype = if (value.info.type == OnnxJavaType.INT8) "int8" else "uint8"
+                    Engine.Output(dtype, shape, ByteArray(buffer.remaining()).also { buffer.get(it) })
+                }
+                else -> throw EngineException(
+                    "inference",
+                    "output $i is ${value.info.type}: not in the protocol (float32, int8, uint8, int32)",
+                )
+            }
         }
     }
 

@@ -1,0 +1,68 @@
+"""The app's Kotlin is compiled against stubs that behave like the real runtime APIs: a call the
+real API does not have, or a null the real API returns and the code ignores, fails `make kotlin`.
+
+Every stubbed class names the real source it was checked against (STUB_SOURCES); the test
+checks the stubs say so, then compiles a copy of the app with two deliberate mistakes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import require_system_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "android_app"
+
+#: stub file -> the real source (repository, path, version) its signatures, nullability and
+#: exceptions were read from
+STUB_SOURCES = {
+    "ai/onnxruntime/OnnxTensor.java": "microsoft/onnxruntime java/src/main/java/ai/onnxruntime/OnnxTensor.java",
+    "ai/onnxruntime/TensorInfo.java": "microsoft/onnxruntime java/src/main/java/ai/onnxruntime/TensorInfo.java",
+    "ai/onnxruntime/OnnxJavaType.java": "microsoft/onnxruntime java/src/main/java/ai/onnxruntime/OnnxJavaType.java",
+    "ai/onnxruntime/OnnxValue.java": "microsoft/onnxruntime java/src/main/java/ai/onnxruntime/OnnxValue.java",
+    "org/pytorch/executorch/Module.java": "pytorch/executorch Module.kt v1.4.1",
+    "org/pytorch/executorch/Tensor.java": "pytorch/executorch Tensor.kt v1.4.1",
+    "org/pytorch/executorch/EValue.java": "pytorch/executorch EValue.kt v1.4.1",
+    "org/pytorch/executorch/DType.java": "pytorch/executorch DType.kt v1.4.1",
+}
+
+
+def test_each_checked_stub_names_its_real_source() -> None:
+    for stub, source in STUB_SOURCES.items():
+        text = (APP / "stubs" / "java" / stub).read_text()
+        name = source.split()[1].rsplit("/", 1)[-1]
+        assert name in text, (stub, source)
+
+
+def test_a_call_the_real_api_lacks_or_an_ignored_null_fails_the_build(tmp_path: Path) -> None:
+    missing = [t for t in ("java", "javac") if shutil.which(t) is None]
+    if not Path("/usr/share/java/com.android.json.jar").is_file():
+        missing.append("libandroid-json-java")
+    require_system_tool(", ".join(missing) + " not installed" if missing else None)
+    app = tmp_path / "android_app"
+    shutil.copytree(APP, app, ignore=shutil.ignore_patterns("build", ".gradle"))
+    out = tmp_path / "out"
+    out.mkdir()
+    cached = ROOT / "build" / "android-kotlin" / "kotlin-wheel"
+    if cached.is_dir():  # the compiler unpacked by `make kotlin`: no second download
+        os.symlink(cached, out / "kotlin-wheel")
+    ort = app / "app/src/main/java/dev/edgekit/bench/OrtEngine.kt"
+    text = ort.read_text()
+    # 1: the real OnnxTensor.getFloatBuffer() returns null for a non-float tensor
+    wrong = text.replace('value.floatBuffer ?: throw EngineException("inference", "output $i has no float data")',
+                         "value.floatBuffer", 1)  # fmt: skip
+    assert wrong != text
+    ort.write_text(wrong)
+    et = app / "app/src/main/java/dev/edgekit/bench/ExecuTorchEngine.kt"
+    # 2: executorch-android's Module has loadMethod(String), not loadMethods
+    et.write_text(et.read_text().replace('it.loadMethod("forward")', 'it.loadMethods("forward")', 1))
+    run = subprocess.run(["bash", str(app / "scripts" / "compile-kotlin.sh"), str(out), sys.executable],
+                         capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
+    assert run.returncode != 0
+    errors = run.stdout + run.stderr
+    assert "OrtEngine.kt" in errors and "FloatBuffer?" in errors, errors[-3000:]
+    assert "ExecuTorchEngine.kt" in errors and "loadMethods" in errors, errors[-3000:]
