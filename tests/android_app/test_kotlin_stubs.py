@@ -28,6 +28,7 @@ STUB_SOURCES = {
     "org/pytorch/executorch/Tensor.java": "pytorch/executorch Tensor.kt v1.4.1",
     "org/pytorch/executorch/EValue.java": "pytorch/executorch EValue.kt v1.4.1",
     "org/pytorch/executorch/DType.java": "pytorch/executorch DType.kt v1.4.1",
+    "org/tensorflow/lite/Interpreter.java": "google-ai-edge/LiteRT tflite/java/src/main/java/org/tensorflow/lite/Interpreter.java v2.2.0",
 }
 
 

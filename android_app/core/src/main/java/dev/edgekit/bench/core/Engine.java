@@ -57,6 +57,16 @@ public interface Engine extends AutoCloseable {
     /** Run inference on the written input: the only step the timed runs measure. */
     void invoke() throws EngineException;
 
+    /**
+     * The engine's own timer of the last {@link #invoke()} in nanoseconds, when the runtime's run
+     * call does more than inference (the classic Interpreter copies inputs and outputs inside
+     * runForMultipleInputsOutputs; its getLastNativeInferenceDurationNanoseconds times the
+     * inference alone). Null: the loop's clock around invoke() is the inference time.
+     */
+    default Long lastInvokeNanos() {
+        return null;
+    }
+
     /** Copy the outputs of the last invoke out of the engine. */
     List<Output> read() throws EngineException;
 

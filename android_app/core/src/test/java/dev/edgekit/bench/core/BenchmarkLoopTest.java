@@ -151,6 +151,18 @@ public class BenchmarkLoopTest {
     }
 
     @Test
+    public void anEngineTimerThatExcludesItsCopiesIsWhatIsTimed() throws Exception {
+        Path dir = runDir("own-run", config("own-run", "cpu", 5, 1), 1, 48);
+        FakeEngine engine = new FakeEngine();
+        engine.ownTimerMs = 0.5; // e.g. the Interpreter's native inference time, without its copies
+        RunResult r = run(engine, dir, tmp.newFolder("out-own").toPath());
+        assertEquals("ok", r.status);
+        for (double t : r.timingsMs) {
+            assertEquals("the loop's clock (1.0-1.75 ms) was used instead of the engine's timer", 0.5, t, 1e-9);
+        }
+    }
+
+    @Test
     public void aRuntimeExceptionFromTheEngineIsAnErrorResult() throws Exception {
         Path dir = runDir("rt-run", config("rt-run", "gpu", 4, 1), 1, 48);
         Path out = tmp.newFolder("out-rt").toPath();

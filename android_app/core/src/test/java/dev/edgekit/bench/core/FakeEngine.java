@@ -23,8 +23,15 @@ final class FakeEngine implements Engine {
     RuntimeException invokeFailure;
     /** Milliseconds reading the model's tensor types takes (before the timed load). */
     double inspectMs;
+    /** Milliseconds the engine's own timer reports for each invoke (null: it has none). */
+    Double ownTimerMs;
     private byte[] input;
     private float sum;
+
+    @Override
+    public Long lastInvokeNanos() {
+        return ownTimerMs == null ? null : Math.round(ownTimerMs * 1e6);
+    }
 
     @Override
     public void inspect(Path model, RunConfig config) {
