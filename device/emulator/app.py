@@ -199,6 +199,7 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
     problem = _model_problem(run_dir / config.model, config)
     if problem:
         return _error(config, run_id, "model_checksum", problem, device)
+    memory["after_inspect"] = read_proc_status()  # as the app: the load's baseline (nothing to inspect here)
     start = time.perf_counter()
     try:
         infer, expected = _load(config, run_dir / config.model)

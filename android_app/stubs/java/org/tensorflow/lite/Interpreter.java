@@ -16,6 +16,10 @@ public final class Interpreter implements AutoCloseable {
         public Options setNumThreads(int numThreads) {
             return this;
         }
+
+        public Options setUseXNNPACK(boolean useXNNPACK) {
+            return this;
+        }
     }
 
     public Interpreter(File modelFile, Options options) {}

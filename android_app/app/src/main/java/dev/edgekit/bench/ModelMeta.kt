@@ -19,13 +19,16 @@ data class TensorMeta(val dtype: String, val shape: IntArray) {
 /**
  * The model's input and output tensors, read once with the classic Interpreter (the
  * CompiledModel API exposes buffers, not their types), in Engine.inspect: before the timed load,
- * so neither load_ms nor the memory after load counts this Interpreter.
+ * so neither load_ms nor the memory after load counts this Interpreter. It runs without XNNPACK
+ * (nothing is packed), and the loop takes an `after_inspect` memory snapshot, so what loading
+ * the model costs is `after_load` minus `after_inspect`.
  */
 class ModelMeta private constructor(val inputs: List<TensorMeta>, val outputs: List<TensorMeta>) {
     companion object {
         fun read(file: File): ModelMeta {
             try {
-                Interpreter(file, Interpreter.Options().setNumThreads(1)).use { interp ->
+                // no XNNPACK: its packed weights would raise the process's VmHWM before the timed load
+                Interpreter(file, Interpreter.Options().setNumThreads(1).setUseXNNPACK(false)).use { interp ->
                     val ins = (0 until interp.inputTensorCount).map { i ->
                         val t = interp.getInputTensor(i)
                         TensorMeta(dtypeName(t.dataType()), t.shape())

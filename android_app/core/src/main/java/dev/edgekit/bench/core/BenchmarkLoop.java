@@ -71,6 +71,8 @@ public final class BenchmarkLoop {
             progress.stage("verify");
             ModelCheck.verify(runDir.resolve(config.model), config);
             engine.inspect(runDir.resolve(config.model), config);
+            // the baseline of the load's memory cost: whatever inspecting the file took is apart
+            r.memory.put("after_inspect", memory.snapshot());
             progress.stage("load");
             long start = clock.nanoTime();
             Engine.Loaded loaded = engine.load(runDir.resolve(config.model), config);

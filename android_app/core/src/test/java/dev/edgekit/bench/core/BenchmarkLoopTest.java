@@ -119,7 +119,7 @@ public class BenchmarkLoopTest {
         RunResult parsed = RunResult.parse(new String(Files.readAllBytes(out.resolve("result.json")),
                 StandardCharsets.UTF_8));
         assertArrayEquals(r.timingsMs, parsed.timingsMs, 0.0);
-        assertEquals(3, parsed.memory.size());
+        assertEquals(4, parsed.memory.size()); // before_load, after_inspect, after_load, after_runs
         assertEquals(Long.valueOf(900), parsed.memory.get("after_runs").pssTotalKb);
         assertEquals(0, r.thermal.get("before"));
         assertEquals(1, r.thermal.get("after"));
@@ -140,6 +140,7 @@ public class BenchmarkLoopTest {
         RunResult r = run(engine, dir, out);
         assertEquals("ok", r.status);
         assertEquals("reading the tensor types is not part of the load", 7.5, r.loadMs, 1e-9);
+        assertTrue("the load's memory baseline is taken after inspecting", r.memory.containsKey("after_inspect"));
         for (double t : r.timingsMs) {
             assertTrue("copies leaked into the timed region: " + t, t >= 1.0 && t <= 1.75);
         }
