@@ -14,6 +14,8 @@ public final class OrtSession implements AutoCloseable {
 
         public void addXnnpack(Map<String, String> providerOptions) throws OrtException {}
 
+        public void addConfigEntry(String configKey, String configValue) throws OrtException {}
+
         public void addNnapi() throws OrtException {}
 
         @Override

@@ -10,6 +10,16 @@ public abstract class Tensor {
         throw new IllegalStateException("stub");
     }
 
+    /** The real one checks the buffer is direct and in native order (IllegalArgumentException). */
+    public static Tensor fromBlob(java.nio.FloatBuffer data, long[] shape) {
+        throw new IllegalStateException("stub");
+    }
+
+    /** A direct, native-order buffer of numElements floats. */
+    public static java.nio.FloatBuffer allocateFloatBuffer(int numElements) {
+        return java.nio.FloatBuffer.allocate(numElements);
+    }
+
     public long[] shape() {
         return new long[0];
     }

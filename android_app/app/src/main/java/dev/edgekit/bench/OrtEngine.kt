@@ -10,6 +10,8 @@ import dev.edgekit.bench.core.Engine
 import dev.edgekit.bench.core.EngineException
 import dev.edgekit.bench.core.RunConfig
 import dev.edgekit.bench.core.TensorSpec
+import java.nio.ByteBuffer
+import java.nio.ByteOrder
 import java.nio.FloatBuffer
 import java.nio.file.Path
 
@@ -34,14 +36,19 @@ class OrtEngine : Engine {
         var reason: String? = null
         val options = OrtSession.SessionOptions()
         try {
-            options.setIntraOpNumThreads(config.threads)
             if (config.accelerator == "cpu") {
                 try {
+                    // ORT's XNNPACK guidance: XNNPACK gets the threads, ORT's own pool 1 without spinning,
+                    // so `threads` is what ran (two pools of `threads` each would oversubscribe the cores)
                     options.addXnnpack(mapOf("intra_op_num_threads" to config.threads.toString()))
+                    options.setIntraOpNumThreads(1)
+                    options.addConfigEntry("session.intra_op.allow_spinning", "0")
                 } catch (e: OrtException) {
+                    options.setIntraOpNumThreads(config.threads)
                     reason = "ONNX Runtime's XNNPACK provider is not in this build (${e.message}); ran on its CPU kernels"
                 }
             } else {
+                options.setIntraOpNumThreads(config.threads)
                 try {
                     options.addNnapi()
                     reason = "ONNX Runtime reaches the ${config.accelerator.uppercase()} through NNAPI, which picks the device itself"
@@ -80,13 +87,27 @@ class OrtEngine : Engine {
 
     override fun inputSpec(file: String): TensorSpec = TensorSpec(file, "float32", shape.map { it.toInt() }.toIntArray())
 
+    private var inBuf: FloatBuffer? = null
+
+    // one direct buffer and one tensor over it for the whole run: nothing is allocated per
+    // iteration (garbage would make GC pauses overlap the timed invokes); ORT reads a direct,
+    // native-order buffer in place
     override fun write(input: ByteArray) {
         val environment = env ?: throw EngineException("inference", "model not loaded")
-        tensor?.close()
-        tensor = try {
-            OnnxTensor.createTensor(environment, FloatBuffer.wrap(Bytes.toFloats(input)), shape)
-        } catch (e: OrtException) {
-            throw EngineException("input_mismatch", e.message ?: "input rejected", e)
+        val floats = input.size / 4
+        val buf = inBuf ?: ByteBuffer.allocateDirect(input.size).order(ByteOrder.nativeOrder()).asFloatBuffer()
+            .also { inBuf = it }
+        if (buf.capacity() != floats) {
+            throw EngineException("input_mismatch", "input has ${input.size} bytes, the first had ${buf.capacity() * 4}")
+        }
+        buf.rewind()
+        buf.put(ByteBuffer.wrap(input).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer()).rewind()
+        if (tensor == null) {
+            tensor = try {
+                OnnxTensor.createTensor(environment, buf, shape)
+            } catch (e: OrtException) {
+                throw EngineException("input_mismatch", e.message ?: "input rejected", e)
+            }
         }
     }
 
