@@ -46,6 +46,34 @@ def read_proc_status() -> Memory:
     return Memory(vm_rss_kb=fields.get("VmRSS", 0), vm_hwm_kb=fields.get("VmHWM", 0))
 
 
+class PeakSampler:
+    """The largest VmRSS and VmHWM seen by a thread sampling every 10 ms until :meth:`close`."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        import threading
+
+        self._peak = read_proc_status()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        m = read_proc_status()
+        self._peak = Memory(vm_rss_kb=max(self._peak.vm_rss_kb, m.vm_rss_kb),
+                            vm_hwm_kb=max(self._peak.vm_hwm_kb, m.vm_hwm_kb))  # fmt: skip
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self._sample()
+
+    def close(self) -> Memory:
+        """Stop sampling (one last sample) and return the peaks."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return self._peak
+
+
 def _error(
     config: RunConfig | None, run_id: str, kind: str, message: str, device: dict[str, str]
 ) -> RunResult:
@@ -219,6 +247,7 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
 
     out_files: list[TensorFile] = []
     first_ms = 0.0
+    sampler = PeakSampler()  # as the app's: from the first inference to the last timed run
     for k, x in enumerate(inputs):
         s = time.perf_counter()
         ys = infer(x)
@@ -244,6 +273,7 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
         copy_in.append((written - started) * 1e3)
         timings.append((invoked - written) * 1e3)
         copy_out.append((time.perf_counter() - invoked) * 1e3)
+    memory["peak_sampled"] = sampler.close()
     memory["after_runs"] = read_proc_status()
     fallback = None
     if config.accelerator != "cpu":

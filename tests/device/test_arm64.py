@@ -175,6 +175,11 @@ def test_bench_on_the_arm64_emulated_pixel9(arm64_env: Any, tiny_export: Path, t
     assert cell["status"] == "ok" and cell["parity_ok"], cell
     assert cell["emulation"].startswith("emulated arm64 (qemu, max")
     assert cell["environment"]["result_device"]["emulation"] == cell["emulation"]
+    memory = cell[
+        "memory"
+    ]  # as the app: the load's baseline after inspection, a sampled peak during the runs
+    assert {"before_load", "after_inspect", "after_load", "peak_sampled", "after_runs"} <= set(memory)
+    assert memory["peak_sampled"]["vm_rss_kb"] >= memory["after_load"]["vm_rss_kb"] > 0
 
 
 def test_the_arm64_emulator_without_its_environment_says_how_to_build_it(

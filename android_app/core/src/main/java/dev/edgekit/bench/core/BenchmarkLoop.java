@@ -91,43 +91,15 @@ public final class BenchmarkLoop {
                 }
             }
             progress.stage("parity");
-            for (int k = 0; k < inputs.size(); k++) {
-                long s = clock.nanoTime();
-                List<Engine.Output> outs = engine.run(inputs.get(k));
-                if (k == 0) {
-                    r.firstInferenceMs = msSince(s);
-                }
-                for (int j = 0; j < outs.size(); j++) {
-                    Engine.Output out = outs.get(j);
-                    TensorSpec spec = new TensorSpec(Protocol.outputName(k, j), out.dtype, out.shape);
-                    AtomicFiles.write(resultDir.resolve(spec.file), out.data);
-                    r.outputs.add(spec);
-                }
+            // sampled from the first inference to the last timed run (the host takes the maximum of
+            // every snapshot as the peak)
+            PeakSampler sampler = new PeakSampler(memory, 10);
+            try {
+                runModel(r, config, inputs, resultDir, progress);
+            } finally {
+                sampler.close();
+                r.memory.put("peak_sampled", sampler.peak());
             }
-            progress.stage("warmup");
-            for (int i = 0; i < config.warmup; i++) {
-                engine.run(inputs.get(0));
-            }
-            progress.stage("timed");
-            // inference alone is timed, as benchmark_model does; the copies are reported apart
-            double[] timings = new double[config.runs];
-            double[] copyIn = new double[config.runs];
-            double[] copyOut = new double[config.runs];
-            for (int i = 0; i < config.runs; i++) {
-                long s = clock.nanoTime();
-                engine.write(inputs.get(0));
-                long t = clock.nanoTime();
-                engine.invoke();
-                long u = clock.nanoTime();
-                Long own = engine.lastInvokeNanos();
-                engine.read();
-                copyIn[i] = (t - s) / 1e6;
-                timings[i] = (own != null ? own : u - t) / 1e6;
-                copyOut[i] = msSince(u);
-            }
-            r.timingsMs = timings;
-            r.copyInMs = LatencyStats.median(copyIn);
-            r.copyOutMs = LatencyStats.median(copyOut);
             r.memory.put("after_runs", memory.snapshot());
             return r;
         } catch (EngineException e) {
@@ -145,6 +117,48 @@ public final class BenchmarkLoop {
         } finally {
             engine.close();
         }
+    }
+
+    /** Parity inputs (outputs saved), warm-up, then the timed runs. */
+    private void runModel(RunResult r, RunConfig config, List<byte[]> inputs, Path resultDir, ProgressListener progress)
+            throws EngineException, ProtocolException, IOException {
+        for (int k = 0; k < inputs.size(); k++) {
+            long s = clock.nanoTime();
+            List<Engine.Output> outs = engine.run(inputs.get(k));
+            if (k == 0) {
+                r.firstInferenceMs = msSince(s);
+            }
+            for (int j = 0; j < outs.size(); j++) {
+                Engine.Output out = outs.get(j);
+                TensorSpec spec = new TensorSpec(Protocol.outputName(k, j), out.dtype, out.shape);
+                AtomicFiles.write(resultDir.resolve(spec.file), out.data);
+                r.outputs.add(spec);
+            }
+        }
+        progress.stage("warmup");
+        for (int i = 0; i < config.warmup; i++) {
+            engine.run(inputs.get(0));
+        }
+        progress.stage("timed");
+        // inference alone is timed, as benchmark_model does; the copies are reported apart
+        double[] timings = new double[config.runs];
+        double[] copyIn = new double[config.runs];
+        double[] copyOut = new double[config.runs];
+        for (int i = 0; i < config.runs; i++) {
+            long s = clock.nanoTime();
+            engine.write(inputs.get(0));
+            long t = clock.nanoTime();
+            engine.invoke();
+            long u = clock.nanoTime();
+            Long own = engine.lastInvokeNanos();
+            engine.read();
+            copyIn[i] = (t - s) / 1e6;
+            timings[i] = (own != null ? own : u - t) / 1e6;
+            copyOut[i] = msSince(u);
+        }
+        r.timingsMs = timings;
+        r.copyInMs = LatencyStats.median(copyIn);
+        r.copyOutMs = LatencyStats.median(copyOut);
     }
 
     private static RunResult failed(RunResult partial, RunConfig config, String kind, String message) {

@@ -119,7 +119,10 @@ public class BenchmarkLoopTest {
         RunResult parsed = RunResult.parse(new String(Files.readAllBytes(out.resolve("result.json")),
                 StandardCharsets.UTF_8));
         assertArrayEquals(r.timingsMs, parsed.timingsMs, 0.0);
-        assertEquals(4, parsed.memory.size()); // before_load, after_inspect, after_load, after_runs
+        // before_load, after_inspect, after_load, peak_sampled, after_runs
+        assertEquals(5, parsed.memory.size());
+        // the probe's RSS grows with every run: the sampler's closing sample saw all 13
+        assertEquals(1000 + 13, parsed.memory.get("peak_sampled").vmRssKb);
         assertEquals(Long.valueOf(900), parsed.memory.get("after_runs").pssTotalKb);
         assertEquals(0, r.thermal.get("before"));
         assertEquals(1, r.thermal.get("after"));
