@@ -71,7 +71,7 @@ realnets: $(REALNETS)/.installed
 # of numpy, ai-edge-litert and onnxruntime, run under qemu-aarch64 (Debian's qemu-user). Needs root
 # (debootstrap), debootstrap and qemu-user; about 35 s and 413 MiB; does nothing when up to date.
 arm64: $(STAMP)
-	$(PY) -m edgekit.device.arm64 build build/arm64
+	$(PY) -m edgekit.arm64 build build/arm64
 
 # without root or qemu-user the arm64 tests skip locally (saying why); in CI they must run
 pytest: $(STAMP) realnets

@@ -207,7 +207,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from edgekit.device.arm64 import Arm64Worker, open_env
+    from edgekit.arm64 import Arm64Worker, open_env
 
     torch.set_num_threads(2)
     env = open_env()

@@ -447,7 +447,7 @@ def _adb_for(spec: BenchSpec) -> Iterator[tuple[Adb, str | None]]:
         return
     import tempfile
 
-    from edgekit.device.arm64 import require_env
+    from edgekit.arm64 import require_env
     from edgekit.device.emulator import FakeAdbServer, VirtualDevice
 
     arm64 = require_env() if spec.device == EMULATOR else None

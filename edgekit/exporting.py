@@ -242,7 +242,7 @@ def _open_arm64(mode: str) -> tuple[Any, dict[str, Any]]:
     """The arm64 worker parity runs in (None when off or not built), and the manifest's ``target``."""
     if mode == "off":
         return None, {"arm64": None, "why": "--arm64 off: parity on the host's kernels only"}
-    from edgekit.device.arm64 import Arm64EnvError, Arm64Worker, find_env
+    from edgekit.arm64 import Arm64EnvError, Arm64Worker, find_env
 
     env, why = find_env()
     if env is None:
@@ -362,11 +362,11 @@ def _export_one(
     host_result = compare(reference, outputs, output, tol, spec.threshold)
     arm64 = None
     if ctx.target is not None:
-        from edgekit.arm64check import check
+        from edgekit.arm64.check import check
 
         arm64 = check(ctx.target, info.format, path, info.precision, inputs, reference, outputs, output, tol,
                       spec.threshold)  # fmt: skip
-    from edgekit.arm64check import verdict
+    from edgekit.arm64.check import verdict
 
     result, judged_on = verdict(host_result, arm64)
     # ExecuTorch's runtime does not expose its plan: the exporter counted the lowered graph

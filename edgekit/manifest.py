@@ -46,7 +46,7 @@ class VariantRecord:
     repair: dict[str, Any] | None = None
     #: the host's own parity when the verdict (``parity``) was taken on the phone's kernels
     parity_host: dict[str, Any] | None = None
-    #: the run on the arm64 kernels (see :mod:`edgekit.arm64check`), or why there was none
+    #: the run on the arm64 kernels (see :mod:`edgekit.arm64.check`), or why there was none
     arm64: dict[str, Any] | None = None
     #: where ``parity`` was judged: arm64, host+arm64 or host
     judged_on: str = "host"

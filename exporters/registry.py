@@ -52,7 +52,7 @@ class ExportContext:
     int8_target: Tolerance | None = None
     threshold: float = 0.5
     output: OutputSpec = field(default_factory=OutputSpec)
-    #: an :class:`edgekit.device.arm64.Arm64Worker` when the phone's kernels are at hand: integer
+    #: an :class:`edgekit.arm64.Arm64Worker` when the phone's kernels are at hand: integer
     #: variants whose kernels differ by CPU (ONNX INT8) are repaired on the outputs it computes
     target: Any = None
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekit.device.arm64 import Arm64Env
+from edgekit.arm64 import Arm64Env
 from edgekit.device.profiles import get_profile
 from edgekit.device.protocol import ACTIVITY, APP_VERSION, INSTRUMENTATION, PACKAGE, RESULTS_ROOT
 
@@ -309,7 +309,11 @@ class VirtualDevice:
         args = [str(self.path(run_dir_dev)), str(self.path(f"{RESULTS_ROOT}/{run_id}")), *facts,
                 f"emulation={self.props['ro.edgekit.emulation']}"]  # fmt: skip
         app = "edgekit.device.emulator.app"
-        cmd = self.arm64.module_command(app, args) if self.arm64 else [sys.executable, "-m", app, *args]
+        if self.arm64:
+            device_package = {"edgekit.device": Path(__file__).resolve().parent.parent}
+            cmd = self.arm64.module_command(app, args, packages=device_package)
+        else:
+            cmd = [sys.executable, "-m", app, *args]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         with self._lock:
             self._procs.append(proc)

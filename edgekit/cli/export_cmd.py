@@ -168,13 +168,13 @@ def repair_line(name: str, repair: dict[str, Any]) -> str | None:
 
 def target_lines(manifest: Manifest) -> list[str]:
     """Where parity was judged: no arm64 environment, or host and arm64 kernels that disagree."""
-    from edgekit.arm64check import disagreement
+    from edgekit.arm64.check import disagreement
     from edgekit.exporters.onnx import saturating_host
 
     target = manifest.target or {}
     lines: list[str] = []
     if target.get("arm64"):
-        from edgekit.arm64check import FLOAT_SAMPLES
+        from edgekit.arm64.check import FLOAT_SAMPLES
 
         lines.append(f"parity judged on the phone's kernels, {target['arm64']['runtime']}: integer variants on every "
                      f"parity sample there, float variants on the host's and on the first {FLOAT_SAMPLES} there")  # fmt: skip

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from edgekit.arm64 import Arm64EnvError, Arm64Worker, find_env, open_env
+from edgekit.arm64.build import cpuinfo_text, debian_mirror, debian_release
+from edgekit.arm64.worker import hwcaps
 from edgekit.cli import app
-from edgekit.device.arm64 import Arm64EnvError, Arm64Worker, find_env, open_env
-from edgekit.device.arm64.build import cpuinfo_text, debian_mirror, debian_release
-from edgekit.device.arm64.worker import hwcaps
 from tests.conftest import require_system_tool
 
 
@@ -212,7 +212,7 @@ def test_export_without_the_environment_says_whose_kernels_judged(
 
 def test_the_verdict_is_arm64s_and_a_disagreement_is_one_line() -> None:
     """The issue's case: x86 kernels that saturate flip 12 of 256 decisions, ARM's none."""
-    from edgekit.arm64check import disagreement, verdict
+    from edgekit.arm64.check import disagreement, verdict
     from edgekit.parity import compare
     from edgekit.spec import DEFAULT_TOLERANCES, OutputSpec
 

@@ -169,7 +169,7 @@ def test_localise_names_the_op_that_loses_the_signal() -> None:
 def arm64() -> Iterator[Any]:
     """The phone's kernels when the arm64 environment is built (CI builds it), else None: ONNX INT8
     is judged there, as the export judges it (a host without VNNI saturates 8-bit weights)."""
-    from edgekit.device.arm64 import Arm64Worker, find_env
+    from edgekit.arm64 import Arm64Worker, find_env
 
     env, _ = find_env()
     if env is None:

@@ -213,7 +213,7 @@ def _three_graphs(pruned_fp32: bytes) -> dict[str, bytes]:
 def test_sparse_path_engages_on_the_arm64_kernels(pruned_fp32: bytes, tmp_path: Path) -> None:
     """ARM64 is where XNNPACK runs its sparse kernels on a phone: the eligible graph runs them
     (fewer instructions for qemu, so faster here too), the blocked one does not."""
-    from edgekit.device.arm64 import Arm64Worker, find_env
+    from edgekit.arm64 import Arm64Worker, find_env
 
     env, why = find_env()
     require_system_tool(None if env else why)

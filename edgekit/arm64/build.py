@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edgekit.device.arm64 import CPU, ENV_FILE, INSN_PLUGIN, RUNTIMES, Arm64EnvError, Arm64Worker, open_env
+from edgekit.arm64 import CPU, ENV_FILE, INSN_PLUGIN, RUNTIMES, Arm64EnvError, Arm64Worker, open_env
 
 #: bumped when the steps below change what gets built
 RECIPE_VERSION = 3

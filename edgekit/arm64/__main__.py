@@ -1,6 +1,6 @@
-"""``python -m edgekit.device.arm64 build [DEST] [--force]``: what ``make arm64`` runs.
+"""``python -m edgekit.arm64 build [DEST] [--force]``: what ``make arm64`` runs.
 
-Builds the arm64 environment (see :mod:`edgekit.device.arm64.build`) and prints one line
+Builds the arm64 environment (see :mod:`edgekit.arm64.build`) and prints one line
 per step; a failure is one line on stderr and exit 2.
 """
 
@@ -12,12 +12,12 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     """Parse ``build [DEST] [--force]`` and build."""
-    from edgekit.device.arm64 import Arm64EnvError, default_location
-    from edgekit.device.arm64.build import build
+    from edgekit.arm64 import Arm64EnvError, default_location
+    from edgekit.arm64.build import build
 
     args = [a for a in argv if a != "--force"]
     if not args or args[0] != "build" or len(args) > 2:
-        print("usage: python -m edgekit.device.arm64 build [DEST] [--force]", file=sys.stderr)
+        print("usage: python -m edgekit.arm64 build [DEST] [--force]", file=sys.stderr)
         return 2
     dest = Path(args[1]) if len(args) == 2 else default_location()
     if dest is None:

@@ -1,4 +1,4 @@
-"""The arm64 side of :class:`edgekit.device.arm64.Arm64Worker`: runs in the arm64 Python.
+"""The arm64 side of :class:`edgekit.arm64.Arm64Worker`: runs in the arm64 Python.
 
 Reads JSON requests line by line on stdin and answers each with one JSON line:
 ``{"op": "features"}`` -> the CPU features the runtimes see and their versions;
@@ -124,7 +124,7 @@ def time_models(request: dict[str, Any]) -> dict[str, Any]:
 
 def invoke(fmt: str, model: str, inputs: str, times: int) -> None:
     """Load ``model`` and run it ``times`` times on the first input, nothing else: the process whose
-    guest instructions :meth:`edgekit.device.arm64.Arm64Env.count_instructions` counts."""
+    guest instructions :meth:`edgekit.arm64.Arm64Env.count_instructions` counts."""
     import gc
 
     infer = _runner(fmt, model, 1)

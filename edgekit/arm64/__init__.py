@@ -2,7 +2,7 @@
 
 A Debian arm64 sysroot with Python and the manylinux aarch64 wheels of numpy, ai-edge-litert
 and onnxruntime (the host's own versions), built into ``build/arm64`` by ``make arm64``
-(:mod:`edgekit.device.arm64.build`). Code runs there under ``qemu-aarch64 -cpu`` :data:`CPU`,
+(:mod:`edgekit.arm64.build`). Code runs there under ``qemu-aarch64 -cpu`` :data:`CPU`,
 the emulated CPU closest to Pixel 9's Tensor G4 (ARMv9.2: dotprod, i8mm, bf16, 128-bit SVE2,
 no SME), so the runtimes pick the kernels a phone runs: their numerics (INT8 saturation and
 rounding, which x86 hosts change by ISA) are the phone's. Wall-clock times and memory under
@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -126,7 +127,7 @@ class Arm64Env:
             for n in (1, 1 + runs):
                 out = Path(tmp, f"count{n}")
                 cmd = self.module_command(
-                    "edgekit.device.arm64.worker", ["invoke", fmt, str(Path(model).resolve()), str(x_path), str(n)],
+                    "edgekit.arm64.worker", ["invoke", fmt, str(Path(model).resolve()), str(x_path), str(n)],
                     qemu_args=("-plugin", f"{plugin},out={out}"),
                 )  # fmt: skip
                 # one guest thread: idle OpenBLAS workers would spin (and race the counter) otherwise
@@ -138,17 +139,24 @@ class Arm64Env:
                 counts.append(int(out.read_text().strip()))
         return round((counts[1] - counts[0]) / runs)
 
-    def module_command(self, module: str, args: list[str], qemu_args: tuple[str, ...] = ()) -> list[str]:
-        """Run an edgekit module (``edgekit.device...``) in the arm64 Python.
+    def module_command(
+        self,
+        module: str,
+        args: list[str],
+        qemu_args: tuple[str, ...] = (),
+        packages: Mapping[str, Path] | None = None,
+    ) -> list[str]:
+        """Run an edgekit module in the arm64 Python.
 
         ``-I`` keeps the host's site-packages out, so the bootstrap puts the wheels and this
-        edgekit's own (pure Python) package folders on the path first.
+        edgekit's own (pure Python) package folder on the path first; ``packages`` maps more
+        package names to their folders (the emulated device adds ``edgekit.device``, which
+        setuptools installs from another folder).
         """
         import edgekit
-        import edgekit.device
 
-        paths = {"edgekit": str(Path(edgekit.__file__).parent),
-                 "edgekit.device": str(Path(edgekit.device.__file__).parent)}  # fmt: skip
+        paths = {"edgekit": str(Path(edgekit.__file__).parent)}
+        paths.update({name: str(folder) for name, folder in (packages or {}).items()})
         return self.command(["-c", _BOOT, json.dumps(paths), module, *args], qemu_args)
 
 
@@ -244,7 +252,7 @@ class Arm64Worker:
     def _start(self) -> subprocess.Popen[str]:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
-                self.env.module_command("edgekit.device.arm64.worker", []),
+                self.env.module_command("edgekit.arm64.worker", []),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 env=self.env.environ(), cwd=self._tmp.name,
             )  # fmt: skip

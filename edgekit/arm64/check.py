@@ -59,7 +59,7 @@ def check(
 ) -> dict[str, Any]:
     """Run the variant on arm64 and compare with the reference and with the host's outputs.
 
-    ``worker`` is an :class:`edgekit.device.arm64.Arm64Worker`. Returns the manifest's ``arm64``
+    ``worker`` is an :class:`edgekit.arm64.Arm64Worker`. Returns the manifest's ``arm64``
     record: runtime label, samples, parity (a :class:`ParityResult` dict), ``vs_host``, seconds.
     """
     if fmt == "pte":
