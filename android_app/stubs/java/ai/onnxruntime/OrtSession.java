@@ -18,6 +18,8 @@ public final class OrtSession implements AutoCloseable {
 
         public void addNnapi() throws OrtException {}
 
+        public void addNnapi(java.util.EnumSet<ai.onnxruntime.providers.NNAPIFlags> flags) throws OrtException {}
+
         @Override
         public void close() {}
     }

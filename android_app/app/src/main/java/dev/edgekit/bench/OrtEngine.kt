@@ -6,6 +6,7 @@ import ai.onnxruntime.OrtEnvironment
 import ai.onnxruntime.OrtException
 import ai.onnxruntime.OrtSession
 import ai.onnxruntime.TensorInfo
+import ai.onnxruntime.providers.NNAPIFlags
 import dev.edgekit.bench.core.Engine
 import dev.edgekit.bench.core.EngineException
 import dev.edgekit.bench.core.RunConfig
@@ -14,12 +15,14 @@ import java.nio.ByteBuffer
 import java.nio.ByteOrder
 import java.nio.FloatBuffer
 import java.nio.file.Path
+import java.util.EnumSet
 
 /**
  * ONNX Runtime (onnxruntime-android) on `.onnx` files. CPU runs through the XNNPACK execution
  * provider when the build has it (else ORT's own CPU kernels, said in fallback_reason); GPU
- * and NPU requests go to the NNAPI provider, which picks the device itself (and is deprecated
- * from Android 15): what it really ran on is only known on the phone.
+ * and NPU requests go to the NNAPI provider with its CPU implementation disabled (NNAPI picks
+ * GPU or NPU itself, and is deprecated from Android 15); when NNAPI cannot load the model that
+ * way, the model runs on CPU and the result says why.
  */
 class OrtEngine : Engine {
     private var env: OrtEnvironment? = null
@@ -32,11 +35,28 @@ class OrtEngine : Engine {
     override fun load(model: Path, config: RunConfig): Engine.Loaded {
         val environment = OrtEnvironment.getEnvironment()
         env = environment
-        var used = config.accelerator
+        if (config.accelerator == "cpu") {
+            return open(environment, model, config, nnapi = false)
+        }
+        // GPU/NPU through NNAPI with its CPU reference disabled (else "gpu" could run on NNAPI's
+        // CPU implementation); when NNAPI cannot take the model that way, a CPU retry says why
+        return try {
+            open(environment, model, config, nnapi = true)
+        } catch (e: EngineException) {
+            close()
+            open(environment, model, config, nnapi = false).let {
+                Engine.Loaded(it.engine, "cpu", listOf("cpu"),
+                    "NNAPI without its CPU fallback could not load the model (${e.message}); ran on CPU")
+            }
+        }
+    }
+
+    private fun open(environment: OrtEnvironment, model: Path, config: RunConfig, nnapi: Boolean): Engine.Loaded {
+        var used = "cpu"
         var reason: String? = null
         val options = OrtSession.SessionOptions()
         try {
-            if (config.accelerator == "cpu") {
+            if (!nnapi) {
                 try {
                     // ORT's XNNPACK guidance: XNNPACK gets the threads, ORT's own pool 1 without spinning,
                     // so `threads` is what ran (two pools of `threads` each would oversubscribe the cores)
@@ -49,13 +69,10 @@ class OrtEngine : Engine {
                 }
             } else {
                 options.setIntraOpNumThreads(config.threads)
-                try {
-                    options.addNnapi()
-                    reason = "ONNX Runtime reaches the ${config.accelerator.uppercase()} through NNAPI, which picks the device itself"
-                } catch (e: OrtException) {
-                    used = "cpu"
-                    reason = "the NNAPI provider failed (${e.message}); ran on CPU"
-                }
+                options.addNnapi(EnumSet.of(NNAPIFlags.CPU_DISABLED))
+                used = config.accelerator
+                reason = "NNAPI (CPU disabled) chose the device itself: GPU or NPU, whichever its drivers offer; " +
+                    "ops NNAPI does not take run on ONNX Runtime's CPU kernels"
             }
             val opened = environment.createSession(model.toString(), options)
             session = opened
@@ -72,7 +89,7 @@ class OrtEngine : Engine {
         } finally {
             options.close()
         }
-        return Engine.Loaded("onnxruntime", used, listOf("cpu", "gpu", "npu"), reason)
+        return Engine.Loaded("onnxruntime", used, if (nnapi) listOf("cpu", config.accelerator) else listOf("cpu"), reason)
     }
 
     // a symbolic dimension (a dynamic batch) is -1 in the model: the pushed input's own size fills it
