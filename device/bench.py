@@ -377,6 +377,7 @@ def _record(cell: Cell, spec: BenchSpec, info: DeviceInfo, result: RunResult, ou
     parity_ok = (vs_torch or vs_host).passed
     peaks = [max(m.vm_hwm_kb, m.pss_total_kb or 0) for m in result.memory.values()]
     peak_mb = round(max(peaks) / 1024, 1) if peaks else None
+    latency = latency_stats(result.timings_ms)
     return {
         **base,
         "status": "ok",
@@ -385,7 +386,13 @@ def _record(cell: Cell, spec: BenchSpec, info: DeviceInfo, result: RunResult, ou
         "fallback_reason": result.fallback_reason,
         "engine": result.engine,
         "app_version": result.app_version,
-        "latency": latency_stats(result.timings_ms).to_dict(),
+        "latency": latency.to_dict(),
+        # as benchmark_model and minibench report them: the first inference against the warm mean,
+        # and what loading cost in memory (from after the app read the model's tensor types)
+        "first_vs_warm_mean": round(result.first_inference_ms / latency.mean, 3)
+        if result.first_inference_ms and latency.mean > 0
+        else None,
+        "init_memory_delta_kb": _init_delta(result.memory),
         "timings_ms": list(result.timings_ms),
         "load_ms": result.load_ms,
         "first_inference_ms": result.first_inference_ms,
@@ -405,6 +412,17 @@ def _record(cell: Cell, spec: BenchSpec, info: DeviceInfo, result: RunResult, ou
             "result_thermal": result.thermal,
         },
     }
+
+
+def _init_delta(memory: dict[str, Any]) -> dict[str, int | None] | None:
+    """after_load minus the snapshot before loading (after_inspect, else before_load), per figure."""
+    base, loaded = memory.get("after_inspect") or memory.get("before_load"), memory.get("after_load")
+    if base is None or loaded is None:
+        return None
+    pss = None
+    if base.pss_total_kb is not None and loaded.pss_total_kb is not None:
+        pss = loaded.pss_total_kb - base.pss_total_kb
+    return {"vm_rss_kb": loaded.vm_rss_kb - base.vm_rss_kb, "pss_total_kb": pss}
 
 
 def _base_record(cell: Cell, spec: BenchSpec, info: DeviceInfo, run_id: str) -> dict[str, Any]:

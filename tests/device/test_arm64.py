@@ -180,6 +180,12 @@ def test_bench_on_the_arm64_emulated_pixel9(arm64_env: Any, tiny_export: Path, t
     ]  # as the app: the load's baseline after inspection, a sampled peak during the runs
     assert {"before_load", "after_inspect", "after_load", "peak_sampled", "after_runs"} <= set(memory)
     assert memory["peak_sampled"]["vm_rss_kb"] >= memory["after_load"]["vm_rss_kb"] > 0
+    delta = memory["after_load"]["vm_rss_kb"] - memory["after_inspect"]["vm_rss_kb"]
+    assert cell["init_memory_delta_kb"]["vm_rss_kb"] == delta
+    # (the recorded mean is rounded to the microsecond)
+    assert cell["first_vs_warm_mean"] == pytest.approx(
+        cell["first_inference_ms"] / cell["latency"]["mean"], rel=2e-3
+    )
 
 
 def test_the_arm64_emulator_without_its_environment_says_how_to_build_it(
