@@ -166,19 +166,25 @@ def repair_line(name: str, repair: dict[str, Any]) -> str | None:
             f"alone cost the output most (output SQNR with only that layer at INT8): {where or 'none found'}")  # fmt: skip
 
 
+def judged_line(manifest: Manifest) -> str | None:
+    """Where parity was judged, when it was on the phone's kernels (information, not a problem)."""
+    from edgekit.arm64.check import FLOAT_SAMPLES
+
+    arm64 = (manifest.target or {}).get("arm64")
+    if not arm64:
+        return None
+    return (f"parity judged on the phone's kernels, {arm64['runtime']}: integer variants on every parity sample "
+            f"there, float variants on the host's and on the first {FLOAT_SAMPLES} there")  # fmt: skip
+
+
 def target_lines(manifest: Manifest) -> list[str]:
-    """Where parity was judged: no arm64 environment, or host and arm64 kernels that disagree."""
+    """What to know about where parity was judged: no arm64 environment, or kernels that disagree."""
     from edgekit.arm64.check import disagreement
     from edgekit.exporters.onnx import saturating_host
 
     target = manifest.target or {}
     lines: list[str] = []
-    if target.get("arm64"):
-        from edgekit.arm64.check import FLOAT_SAMPLES
-
-        lines.append(f"parity judged on the phone's kernels, {target['arm64']['runtime']}: integer variants on every "
-                     f"parity sample there, float variants on the host's and on the first {FLOAT_SAMPLES} there")  # fmt: skip
-    elif target:
+    if target and not target.get("arm64"):
         lines.append(f"arm64: {target.get('why', 'not used')}")
         saturating = saturating_host()
         if saturating and any(v.format == "onnx" and v.precision == "int8" for v in manifest.variants):
@@ -377,6 +383,9 @@ def export(
                 )
         for line in problem_lines(manifest):
             ui.err.print(Text.assemble(("  !", "yellow"), f" {line}"), highlight=False, soft_wrap=True)
+        judged = judged_line(manifest)
+        if judged:
+            ui.err.print(judged, highlight=False, soft_wrap=True)
         ui.err.print(preprocess_line(manifest), highlight=False, soft_wrap=True)
         for line in manifest.reference.get("warnings") or []:
             ui.err.print(
