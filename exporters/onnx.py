@@ -2,10 +2,11 @@
 
 INT8 uses unsigned activations and signed per-channel weights (U8S8) at their full 8-bit range,
 configured for the phone, not the host: ARM kernels (sdot/i8mm) do not saturate, so 8-bit
-weights are what a phone runs best (the sample: 0/256 flips, 29.8 dB on arm64). onnxruntime's
-x86 U8S8 kernels without VNNI saturate their int16 intermediates on 8-bit weights (12/256 flips,
-12.0 dB on such a host): the old 7-bit ``reduce_range`` work-around made the host's verdict
-pass and the phone's model worse (28.8 dB). So the configuration never depends on the host,
+weights are what a phone runs best (the sample: 0/256 flips, 28.5 dB on arm64). onnxruntime's
+x86 U8S8 kernels without VNNI saturate their int16 intermediates on 8-bit weights (the same
+file: 12/256 flips, 12.8 dB on an AVX2 CPU): the old 7-bit ``reduce_range`` work-around made
+that host's verdict pass and the phone's model worse (min/max: 29.5 dB with 7-bit weights,
+30.8 dB with 8-bit on arm64; benchmarks/results/arm64.md). So the configuration never depends on the host,
 the repair search is judged on the arm64 kernels when the environment exists
 (``ExportContext.target``), and a saturating host without it is named in the summary.
 MinMax calibration is used because
