@@ -244,3 +244,24 @@ def test_the_verdict_is_arm64s_and_a_disagreement_is_one_line() -> None:
               "vs_host": {"decisions_differ": 0, "bit_identical": 0, "max_abs_diff": 0.1}}  # fmt: skip
     judged, where = verdict(arm, subset)  # a float variant: host parity on all, arm64 on the first 32
     assert where == "host+arm64" and judged.passed == (arm.passed and subset["parity"]["passed"])
+
+
+def test_a_worker_that_dies_fails_that_variants_check_not_the_export(tmp_path: Path) -> None:
+    from edgekit.arm64.check import check, verdict
+    from edgekit.parity import compare
+    from edgekit.spec import DEFAULT_TOLERANCES, OutputSpec
+
+    class Dead:
+        env = type("E", (), {"label": "emulated arm64 (qemu, test)"})()
+
+        def run(self, *_a: object) -> None:
+            raise Arm64EnvError("the arm64 worker died: Illegal instruction")
+
+    x = np.zeros((4, 3, 8, 8), np.float32)
+    ref = np.linspace(-2, 2, 4, dtype=np.float32).reshape(4, 1)
+    tol = DEFAULT_TOLERANCES["int8"]
+    record = check(Dead(), "tflite", tmp_path / "m.tflite", "int8", x, ref, ref, OutputSpec(), tol, 0.5)
+    assert record["error"] == "the arm64 worker died: Illegal instruction"
+    judged, where = verdict(compare(ref, ref, OutputSpec(), tol), record)
+    assert where == "host" and not judged.passed
+    assert judged.reasons[-1] == "arm64: the arm64 worker died: Illegal instruction"
