@@ -206,6 +206,18 @@ Block = Text | TableBlock | Image | Gallery
 Section = tuple[str, list[Block]]
 
 
+def _host_kernel_notes(meta: EvalMeta) -> list[str]:
+    """Variants whose scores on this host's kernels are not what a phone computes."""
+    from edgekit.exporters.onnx import saturating_host
+
+    why = saturating_host()
+    onnx_int8 = [n for n in meta.variants if meta.format.get(n) == "onnx" and meta.precision.get(n) == "int8"]
+    if not why or not onnx_int8:
+        return []
+    return [f"{', '.join(onnx_int8)} scored with this host's onnxruntime kernels: {why}, so these numbers are not "
+            "the phone's (ARM kernels do not saturate); the export's arm64 parity is (make arm64)."]  # fmt: skip
+
+
 def _insights(meta: EvalMeta, m: dict[str, Any], size: dict[str, int]) -> list[str]:
     """What broke and where, in sentences; never a "largest drop" that is only noise."""
     v, base = m["variants"], meta.baseline
@@ -236,6 +248,7 @@ def _insights(meta: EvalMeta, m: dict[str, Any], size: dict[str, int]) -> list[s
         out.append("Only the PyTorch baseline was scored.")
     if m["single_class"]:
         out.append("AUC is undefined: the data holds a single class; the other metrics are still reported.")
+    out += _host_kernel_notes(meta)
     pos = m.get("threshold_position") or {}
     thr, above = pos.get("threshold", m["threshold"]), pos.get("above", 0.0)
     base_acc = v[base]["frame"]["accuracy"]

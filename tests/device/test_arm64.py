@@ -265,3 +265,21 @@ def test_a_worker_that_dies_fails_that_variants_check_not_the_export(tmp_path: P
     judged, where = verdict(compare(ref, ref, OutputSpec(), tol), record)
     assert where == "host" and not judged.passed
     assert judged.reasons[-1] == "arm64: the arm64 worker died: Illegal instruction"
+
+
+def test_eval_says_when_this_hosts_onnx_int8_scores_are_not_the_phones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    import edgekit.exporters.onnx as onnx_exporter
+    from edgekit.evaluation.report import _host_kernel_notes
+
+    meta = SimpleNamespace(variants=["pytorch_fp32", "onnx_int8", "tflite_int8"],
+                           format={"onnx_int8": "onnx", "tflite_int8": "tflite"},
+                           precision={"onnx_int8": "int8", "tflite_int8": "int8"})  # fmt: skip
+    monkeypatch.setattr(onnx_exporter, "saturating_host", lambda: "this x86 host has no VNNI")
+    (note,) = _host_kernel_notes(meta)  # type: ignore[arg-type]
+    assert note.startswith("onnx_int8 scored with this host's onnxruntime kernels: this x86 host has no VNNI")
+    monkeypatch.setattr(onnx_exporter, "saturating_host", lambda: None)
+    assert _host_kernel_notes(meta) == []  # type: ignore[arg-type]
