@@ -168,8 +168,8 @@ def build(dest: Path, progress: Progress | None = None, force: bool = False) -> 
             if {k: env.facts.get(k) for k in wanted} == wanted:
                 say(f"up to date: {dest}")
                 return env.facts
-        except Arm64EnvError:
-            pass
+        except Arm64EnvError as exc:  # a broken or hand-edited environment is rebuilt, not trusted
+            say(f"rebuilding: {exc}")
     for tool in ("debootstrap", "dpkg", "qemu-aarch64"):
         if shutil.which(tool) is None:
             raise Arm64EnvError(f"{tool} is not installed; apt-get install debootstrap qemu-user")
