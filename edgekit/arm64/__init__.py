@@ -251,11 +251,14 @@ class Arm64Worker:
 
     def _start(self) -> subprocess.Popen[str]:
         if self._proc is None or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(
-                self.env.module_command("edgekit.arm64.worker", []),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                env=self.env.environ(), cwd=self._tmp.name,
-            )  # fmt: skip
+            # stderr to a file, not a pipe: nobody drains it while the worker runs, and the runtimes'
+            # log lines (one per model loaded) would fill a pipe and hang the worker mid-export
+            with open(Path(self._tmp.name, "stderr.log"), "ab") as err:  # the child keeps its own copy
+                self._proc = subprocess.Popen(
+                    self.env.module_command("edgekit.arm64.worker", []),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                    env=self.env.environ(), cwd=self._tmp.name,
+                )  # fmt: skip
         return self._proc
 
     def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -283,8 +286,12 @@ class Arm64Worker:
         if proc is None:
             return ""
         proc.kill()
-        _, err = proc.communicate()
-        return " ".join((err or "").strip().splitlines()[-2:])[:300]
+        proc.wait()
+        try:
+            err = Path(self._tmp.name, "stderr.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            err = ""
+        return " ".join(err.strip().splitlines()[-2:])[:300]
 
     def features(self) -> dict[str, Any]:
         """What the arm64 runtimes see: CPU features from the kernel's HWCAP words (what
