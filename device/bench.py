@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit._io import ensure_output_dir, sha256_bytes
+from edgekit._io import atomic_write_bytes, ensure_output_dir, sha256_bytes
 from edgekit.device.adb import Adb, DeviceInfo, Phone
 from edgekit.device.profiles import get_profile, profile_for_model
 from edgekit.device.protocol import (
@@ -87,6 +87,8 @@ class BenchSpec:
     timeout: float = 600.0
     engine: str = "compiled_model"
     gpu_precision: str = "fp32"
+    #: a per-op profile of each cell after its timed runs (ONNX Runtime's profile, ExecuTorch's ETDump)
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if self.runs < 1 or self.warmup < 0 or (self.parity_samples is not None and self.parity_samples < 1):
@@ -305,7 +307,8 @@ def run_cell(
     inputs = [TensorFile(f"input_{i:03d}.bin", dtype, shape) for i in range(len(model.parity_inputs))]
     data = model.path.read_bytes()
     config = RunConfig(run_id, device_file, sha256_bytes(data), len(data), tuple(inputs), cell.accelerator,
-                       cell.threads, spec.warmup, spec.runs, model.engine(spec), spec.gpu_precision)  # fmt: skip
+                       cell.threads, spec.warmup, spec.runs, model.engine(spec), spec.gpu_precision,
+                       spec.profile)  # fmt: skip
     thermal_before = _cooldown(phone, spec.cooldown)
     phone.shell(["rm", "-rf", run_dir, result_dir])
     phone.shell(["mkdir", "-p", run_dir])
@@ -330,12 +333,37 @@ def run_cell(
             )
         pulled_from = posixpath.dirname(result_path)
         outputs = {t.file: decode_tensor(phone.pull(f"{pulled_from}/{t.file}"), t) for t in result.outputs}
+        profile_file = _pull_profile(phone, spec, pulled_from, result, run_id)
     finally:
         with contextlib.suppress(DeviceError):  # a vanished device is reported by the step that failed
             phone.shell(["rm", "-rf", run_dir, result_dir])
     thermal_after = phone.thermal_status()
-    return _record(cell, spec, info, result, outputs, runner.output_quantization, host_out,
-                   {"thermal_before": thermal_before, "thermal_after": thermal_after}, run_id)  # fmt: skip
+    record = _record(cell, spec, info, result, outputs, runner.output_quantization, host_out,
+                     {"thermal_before": thermal_before, "thermal_after": thermal_after}, run_id)  # fmt: skip
+    if profile_file:
+        record["profile_file"] = profile_file
+    return record
+
+
+#: a per-op profile bigger than this is not pulled
+MAX_PROFILE_BYTES = 64 << 20
+
+
+def _pull_profile(
+    phone: Phone, spec: BenchSpec, pulled_from: str, result: RunResult, run_id: str
+) -> str | None:
+    """Copy the app's per-op profile into OUT/profiles/; its path relative to OUT, or None."""
+    if not spec.profile or not result.profile_file:
+        return None
+    data = phone.pull(f"{pulled_from}/{result.profile_file}")  # a plain name: checked by RunResult
+    if len(data) > MAX_PROFILE_BYTES:
+        raise ProtocolError(
+            f"{result.profile_file} is {len(data)} bytes; at most {MAX_PROFILE_BYTES} are kept"
+        )
+    rel = f"profiles/{run_id}.{result.profile_file}"
+    (spec.out_dir / "profiles").mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(spec.out_dir / rel, data)
+    return rel
 
 
 def _device_outputs(
@@ -364,7 +392,8 @@ def _record(cell: Cell, spec: BenchSpec, info: DeviceInfo, result: RunResult, ou
         return {**base, "status": "error", "error": f"{result.error_kind}: {result.error_message}"}
     dev = _device_outputs(result, outputs, quant, len(model.parity_inputs))
     tol = DEFAULT_TOLERANCES.get(model.precision, DEFAULT_TOLERANCES["int8"])
-    if cell.accelerator != "cpu" and result.accelerator_used != "cpu":
+    used, fallback, share = _accelerator_truth(cell.accelerator, result)
+    if cell.accelerator != "cpu" and used != "cpu":
         tol = (
             DEFAULT_TOLERANCES["fp16"] if model.precision == "fp32" and spec.gpu_precision == "fp16" else tol
         )
@@ -381,9 +410,14 @@ def _record(cell: Cell, spec: BenchSpec, info: DeviceInfo, result: RunResult, ou
     return {
         **base,
         "status": "ok",
-        "accelerator_used": result.accelerator_used,
+        "accelerator_used": used,
         "available_accelerators": list(result.available_accelerators),
-        "fallback_reason": result.fallback_reason,
+        "fallback_reason": fallback,
+        # where the runtime put the ops, from its own account (logcat, a profile, the graph): the
+        # share on what was asked (cpu: on XNNPACK rather than built-in kernels)
+        "placement": result.placement.to_dict() if result.placement else None,
+        "accelerated_fraction": None if share is None else round(share, 4),
+        "profile_note": result.profile_note,
         "engine": result.engine,
         "app_version": result.app_version,
         "latency": latency.to_dict(),
@@ -412,6 +446,19 @@ def _record(cell: Cell, spec: BenchSpec, info: DeviceInfo, result: RunResult, ou
             "result_thermal": result.thermal,
         },
     }
+
+
+def _accelerator_truth(requested: str, result: RunResult) -> tuple[str | None, str | None, float | None]:
+    """accelerator_used, fallback_reason and the share of ops on the requested hardware: an
+    accelerator that took no op is a CPU run, whatever the app called it."""
+    share = result.placement.fraction(requested) if result.placement else None
+    used, fallback = result.accelerator_used, result.fallback_reason
+    if requested != "cpu" and used == requested and share == 0.0 and result.placement:
+        used = "cpu"
+        fallback = (
+            f"{requested.upper()} took 0 of {result.placement.total_ops} ops ({result.placement.source})"
+        )
+    return used, fallback, share
 
 
 def _init_delta(memory: dict[str, Any]) -> dict[str, int | None] | None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.device.placement import Placement
 from edgekit.errors import ProtocolError
 
 PACKAGE = "dev.edgekit.bench"
@@ -157,6 +158,8 @@ class RunConfig:
     runs: int = 100
     engine: str = "compiled_model"
     gpu_precision: str = "fp32"
+    #: a per-op profile after the timed runs (ONNX Runtime's profiler, ExecuTorch's ETDump)
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if not _RUN_ID.match(self.run_id):
@@ -204,6 +207,7 @@ class RunConfig:
             runs=_optional(d, "runs", int, 100, where),
             engine=_optional(d, "engine", str, "compiled_model", where),
             gpu_precision=_optional(d, "gpu_precision", str, "fp32", where),
+            profile=_optional(d, "profile", bool, False, where),
         )
 
 
@@ -254,10 +258,16 @@ class RunResult:
     device: dict[str, Any] = field(default_factory=dict)
     thermal: dict[str, Any] = field(default_factory=dict)
     emulated: bool = False
+    #: where the runtime put the ops (None: the runtime gave no account of it)
+    placement: Placement | None = None
+    #: a per-op profile file written next to the outputs, and why a profile or placement is missing
+    profile_file: str | None = None
+    profile_note: str | None = None
 
     def to_json(self) -> str:
         """The ``result.json`` text."""
         d = {"schema": RESULT_SCHEMA, "schema_version": PROTOCOL_VERSION, **asdict(self)}
+        d["placement"] = self.placement.to_dict() if self.placement else None
         d["outputs"] = [t.to_dict() for t in self.outputs]
         d["available_accelerators"] = list(self.available_accelerators)
         d["timings_ms"] = list(self.timings_ms)
@@ -293,8 +303,12 @@ class RunResult:
         for key in ("load_ms", "first_inference_ms", "copy_in_ms", "copy_out_ms"):
             if d.get(key) is not None and not _finite_ms(d[key]):
                 raise ProtocolError(f"{where}: {key} must be a finite non-negative number")
-        for key in ("accelerator_used", "fallback_reason", "error_kind", "error_message"):
+        for key in ("accelerator_used", "fallback_reason", "error_kind", "error_message", "profile_note"):
             _optional(d, key, str, None, where)
+        profile_file = _optional(d, "profile_file", str, None, where)
+        if profile_file is not None and not _FILE.match(profile_file):
+            raise ProtocolError(f"{where}: profile_file {profile_file[:60]!r} must be a plain file name")
+        placement = d.get("placement")
         for key in ("device", "thermal"):
             _optional(d, key, dict, None, where)
         return cls(
@@ -319,4 +333,7 @@ class RunResult:
             device=dict(d.get("device") or {}),
             thermal=dict(d.get("thermal") or {}),
             emulated=bool(d.get("emulated", False)),
+            placement=None if placement is None else Placement.from_dict(placement, f"{where} placement"),
+            profile_file=profile_file,
+            profile_note=d.get("profile_note"),
         )

@@ -16,7 +16,8 @@ from edgekit.validate import finite_json
 
 JSONL = "bench.jsonl"
 CSV_COLUMNS = (
-    "model", "variant", "runtime", "device", "device_model", "emulated", "accelerator", "accelerator_used", "threads",
+    "model", "variant", "runtime", "device", "device_model", "emulated", "accelerator", "accelerator_used",
+    "accelerated_fraction", "threads",
     "runs", "infer_p50_ms", "infer_p90_ms", "infer_mean_ms", "infer_std_ms", "infer_trimmed_mean_ms",
     "load_ms", "first_infer_ms", "peak_ram_mb", "ram_budget_mb", "budget_ok", "parity_ok", "flips_vs_torch",
     "sqnr_vs_host_db", "status",
@@ -70,6 +71,7 @@ def _row(cell: dict[str, Any]) -> dict[str, Any]:
         "emulated": cell.get("emulated"),
         "accelerator": cell.get("accelerator"),
         "accelerator_used": cell.get("accelerator_used"),
+        "accelerated_fraction": cell.get("accelerated_fraction"),
         "threads": cell.get("threads"),
         "runs": cell.get("runs"),
         "infer_p50_ms": lat.get("p50"),

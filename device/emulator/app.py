@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgekit._io import atomic_write_bytes, atomic_write_text
+from edgekit.device.placement import Placement, from_ort_profile, from_tflite_graph
 from edgekit.device.protocol import (
     APP_VERSION,
     DTYPES,
@@ -102,11 +103,20 @@ class Steps:
     def __init__(self, write: Callable[[np.ndarray], None], invoke: Callable[[], None],
                  read: Callable[[], list[np.ndarray]]) -> None:  # fmt: skip
         self.write, self.invoke, self.read = write, invoke, read
+        #: where the runtime put the ops (asked after the timed runs), and a per-op profile writer
+        #: returning the file it wrote into a folder; both raise ValueError with the reason
+        self.placement: Callable[[np.ndarray], Placement | None] = lambda x: None
+        self.profile: Callable[[Path], str] = _no_profiler
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         self.write(x)
         self.invoke()
         return self.read()
+
+
+def _no_profiler(folder: Path) -> str:
+    raise ValueError("this engine has no per-op profiler the app can call (LiteRT's Kotlin and Python APIs "
+                     "expose none; benchmark_model --enable_op_profiling has one)")  # fmt: skip
 
 
 _CPU = {
@@ -151,7 +161,37 @@ def _load(config: RunConfig, path: Path) -> tuple[Steps, tuple[tuple[int, ...], 
             state["out"] = [np.array(y) for y in io.copy_outputs_to_cpu()]
             return state["out"]
 
-        return Steps(write_ort, invoke_ort, read_ort), (tuple(int(d) for d in inp.shape), dtype)
+        steps = Steps(write_ort, invoke_ort, read_ort)
+        profiled: dict[str, bytes] = {}
+
+        def placement_ort(x: np.ndarray) -> Placement:
+            # a second session with ONNX Runtime's profiler, after the timed runs (profiling slows
+            # every run it is on): its node events name the provider that ran each node
+            prof = ort.SessionOptions()
+            prof.intra_op_num_threads, prof.inter_op_num_threads, prof.log_severity_level = (
+                config.threads,
+                1,
+                3,
+            )
+            prof.enable_profiling = True
+            prof.profile_file_prefix = str(path.parent / ".edgekit_ort_profile")
+            s2 = ort.InferenceSession(str(path), prof, providers=["CPUExecutionProvider"])
+            s2.run(None, {inp.name: x})
+            written = Path(s2.end_profiling())
+            try:
+                profiled["json"] = written.read_bytes()
+            finally:
+                written.unlink(missing_ok=True)
+            return from_ort_profile(profiled["json"].decode("utf-8", "replace"))
+
+        def profile_ort(folder: Path) -> str:
+            if "json" not in profiled:
+                raise ValueError("no ONNX Runtime profile was recorded")
+            atomic_write_bytes(folder / "profile.ort.json", profiled["json"])
+            return "profile.ort.json"
+
+        steps.placement, steps.profile = placement_ort, profile_ort
+        return steps, (tuple(int(d) for d in inp.shape), dtype)
     if config.engine == "executorch":
         try:
             import torch
@@ -178,7 +218,14 @@ def _load(config: RunConfig, path: Path) -> tuple[Steps, tuple[tuple[int, ...], 
         def read_et() -> list[np.ndarray]:
             return [y.detach().numpy().copy() for y in held["out"]]
 
-        return Steps(write_et, invoke_et, read_et), (shape, "float32")
+        steps = Steps(write_et, invoke_et, read_et)
+
+        def no_etdump(folder: Path) -> str:
+            raise ValueError("the emulated device's ExecuTorch runtime records no ETDump (the phone's "
+                             "Module.etdump does, when executorch-android was built with the event tracer)")  # fmt: skip
+
+        steps.profile = no_etdump
+        return steps, (shape, "float32")
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path), num_threads=config.threads)
@@ -192,7 +239,19 @@ def _load(config: RunConfig, path: Path) -> tuple[Steps, tuple[tuple[int, ...], 
     def read_litert() -> list[np.ndarray]:
         return [interp.get_tensor(o["index"]).copy() for o in outs]
 
-    return Steps(write_litert, interp.invoke, read_litert), (
+    steps = Steps(write_litert, interp.invoke, read_litert)
+
+    def placement_litert(x: np.ndarray) -> Placement:
+        # LiteRT's Linux build keeps its delegation line at VERBOSE (silent): read the graph after
+        # delegation instead (a private accessor of ai-edge-litert; the phone reads logcat)
+        try:
+            nodes = interp._get_ops_details()
+        except AttributeError as exc:
+            raise ValueError(f"this ai-edge-litert has no node list ({exc})") from None
+        return from_tflite_graph(nodes)
+
+    steps.placement = placement_litert
+    return steps, (
         tuple(int(d) for d in inp["shape"]),
         str(np.dtype(inp["dtype"])),
     )
@@ -278,6 +337,17 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
     fallback = None
     if config.accelerator != "cpu":
         fallback = f"the emulated device has no {config.accelerator.upper()} delegate; ran on CPU ({_CPU[config.engine]})"
+    notes: list[str] = []
+    placement = profile_file = None
+    try:
+        placement = infer.placement(inputs[0])
+    except (ValueError, RuntimeError, OSError) as exc:
+        notes.append(f"placement: {str(exc).splitlines()[0][:300]}")
+    if config.profile:
+        try:
+            profile_file = infer.profile(result_dir)
+        except (ValueError, RuntimeError, OSError) as exc:
+            notes.append(f"profile: {str(exc).splitlines()[0][:300]}")
     return RunResult(
         run_id=config.run_id,
         status="ok",
@@ -297,6 +367,9 @@ def run(run_dir: Path, result_dir: Path, device: dict[str, str]) -> RunResult:
         fallback_reason=fallback,
         device=device,
         emulated=True,
+        placement=placement,
+        profile_file=profile_file,
+        profile_note="; ".join(notes) or None,
     )
 
 

@@ -111,6 +111,10 @@ def _cell_table(cells: list[dict[str, Any]]) -> Table:
             if c["accelerator_used"] == c["accelerator"]
             else f"{c['accelerator']}->{c['accelerator_used']}"
         )
+        share = c.get("accelerated_fraction")
+        if share is not None and share < 1:  # ops the runtime left elsewhere (cpu: off XNNPACK)
+            acc += f" ({'XNNPACK' if c['accelerator'] == 'cpu' else c['accelerator'].upper()} {share:.0%})"
+
         budget = (
             "-"
             if c["budget_ok"] is None
@@ -151,6 +155,9 @@ def bench(
     ),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds one app run may take."),
     gpu_precision: str = typer.Option("fp32", "--gpu-precision", help="fp32 (parity runs) or fp16."),
+    profile: bool = typer.Option(
+        False, "--profile", metavar="", help="Per-op profile of each cell (ONNX Runtime, ExecuTorch ETDump)."
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Results folder (default: TARGET/bench, or ./bench)."
     ),
@@ -171,7 +178,7 @@ def bench(
             target=target, out_dir=folder, device=device, adb=adb, accelerators=_csv(accelerator, "--accelerator") or ("cpu",),
             threads=_csv(threads, "--threads", int), runs=runs, warmup=warmup, parity_samples=parity_samples,
             variants=_csv(variants, "--variants"), resume=resume, apk=apk, cooldown=cooldown, timeout=timeout,
-            gpu_precision=gpu_precision,
+            gpu_precision=gpu_precision, profile=profile,
         )  # fmt: skip
 
     spec = run_guarded(ui, build)

@@ -167,7 +167,7 @@ def test_bench_on_the_arm64_emulated_pixel9(arm64_env: Any, tiny_export: Path, t
     assert json.loads(listed.stdout)[0]["emulation"].startswith("emulated arm64 (qemu")
     out = tmp_path / "b"
     result = runner.invoke(app, ["bench", str(tiny_export), "--device", "emulator", "--runs", "2", "--warmup", "0",
-                                 "--threads", "1", "--variants", "tflite_int8", "-o", str(out)])  # fmt: skip
+                                 "--threads", "1", "--variants", "tflite_int8", "--profile", "-o", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())  # the table title wraps at the terminal's width
     assert "EMULATED, emulated arm64 (qemu" in shown and "not phone figures" in shown
@@ -186,6 +186,9 @@ def test_bench_on_the_arm64_emulated_pixel9(arm64_env: Any, tiny_export: Path, t
     assert cell["first_vs_warm_mean"] == pytest.approx(
         cell["first_inference_ms"] / cell["latency"]["mean"], rel=2e-3
     )
+    # the arm64 LiteRT's graph after delegation: every op of the INT8 model on XNNPACK
+    assert cell["placement"]["source"] == "tflite_graph" and cell["accelerated_fraction"] == 1.0
+    assert "no per-op profiler" in cell["profile_note"]
 
 
 def test_the_arm64_emulator_without_its_environment_says_how_to_build_it(

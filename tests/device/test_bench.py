@@ -192,8 +192,25 @@ def test_litert_onnxruntime_and_executorch_side_by_side(lab: Lab, image_dir: Pat
                       variants=("tflite_fp32", "onnx_fp32", "executorch_fp32", "executorch_int8"),
                       calib_dir=image_dir, calib_samples=16, parity_samples=8))  # fmt: skip
     _, adb = lab.start(lab.device())
-    report = bench(_spec(out, tmp_path / "b"), adb=adb)
+    report = bench(_spec(out, tmp_path / "b", profile=True), adb=adb)
     by_variant = {c["variant"]: c for c in report.cells}
+    # where each runtime put the ops, from its own account: LiteRT's graph after delegation, ONNX
+    # Runtime's profile (pulled into profiles/ as asked); ExecuTorch says why it has no profile here
+    lite, onnx = by_variant["tflite_fp32"], by_variant["onnx_fp32"]
+    assert lite["placement"]["source"] == "tflite_graph" and lite["accelerated_fraction"] == 1.0
+    assert lite["placement"]["ops"]["TfLiteXNNPackDelegate"] == lite["placement"]["total_ops"] > 5
+    assert "no per-op profiler" in lite["profile_note"] and "profile_file" not in lite
+    ops = onnx["placement"]["ops"]
+    assert onnx["placement"]["source"] == "ort_profile" and ops == {
+        "CPUExecutionProvider": onnx["placement"]["total_ops"]
+    }
+    assert (
+        onnx["accelerated_fraction"] == 0.0
+    )  # the host's onnxruntime has no XNNPACK provider: said, not hidden
+    assert "Conv" in onnx["placement"]["op_times_ms"]
+    events = json.loads((tmp_path / "b" / onnx["profile_file"]).read_text())
+    assert any(e.get("args", {}).get("provider") == "CPUExecutionProvider" for e in events)
+    assert "ETDump" in by_variant["executorch_int8"]["profile_note"]
     assert {c["runtime"] for c in report.cells} == {"litert", "onnxruntime", "executorch"}
     assert by_variant["onnx_fp32"]["engine"] == "onnxruntime"
     assert by_variant["executorch_int8"]["engine"] == "executorch"
@@ -239,3 +256,20 @@ def test_copies_are_outside_the_timed_region_and_a_swapped_model_is_refused(tmp_
     tampered = run(run_dir, tmp_path / "out2", {})
     assert tampered.status == "error" and tampered.error_kind == "model_checksum"
     assert "sha256" in (tampered.error_message or "")
+
+
+def test_an_accelerator_the_runtime_gave_no_op_is_recorded_as_a_cpu_run() -> None:
+    """Whatever the app calls it, a GPU that took 0 ops is a CPU run (the host checks too)."""
+    from edgekit.device.bench import _accelerator_truth
+    from edgekit.device.placement import Placement
+    from edgekit.device.protocol import RunResult
+
+    def result(ops: dict[str, int]) -> RunResult:
+        placement = Placement("tflite_log", 40, ops)
+        return RunResult("r", "ok", "1", "compiled_model", "gpu", "gpu", ("cpu", "gpu"), 4,
+                         timings_ms=(1.0,), placement=placement)  # fmt: skip
+
+    used, why, share = _accelerator_truth("gpu", result({"TfLiteXNNPackDelegate": 40, "builtin": 0}))
+    assert (used, share) == ("cpu", 0.0) and why.startswith("GPU took 0 of 40 ops")
+    used, why, share = _accelerator_truth("gpu", result({"TfLiteGpuDelegateV2": 30, "builtin": 10}))
+    assert (used, why, share) == ("gpu", None, 0.75)

@@ -16,6 +16,9 @@ public final class OrtSession implements AutoCloseable {
 
         public void addConfigEntry(String configKey, String configValue) throws OrtException {}
 
+        /** Profiling on for sessions made with these options; filePath is the profile file's prefix. */
+        public void enableProfiling(String filePath) throws OrtException {}
+
         public void addNnapi() throws OrtException {}
 
         public void addNnapi(java.util.EnumSet<ai.onnxruntime.providers.NNAPIFlags> flags) throws OrtException {}
@@ -52,6 +55,11 @@ public final class OrtSession implements AutoCloseable {
 
     public Result run(Map<String, ? extends OnnxTensor> inputs) throws OrtException {
         return new Result();
+    }
+
+    /** Ends profiling and returns the profile file's path (profiling enabled in the options). */
+    public String endProfiling() throws OrtException {
+        return "";
     }
 
     @Override

@@ -40,6 +40,14 @@ public class Module implements java.io.Closeable {
 
     public void loadMethod(String methodName) {}
 
+    /**
+     * {@code @Experimental open fun etdump(outputPath: String): Boolean} (v1.4.1): false when the
+     * runtime was built without the event tracer, or the file could not be written.
+     */
+    public boolean etdump(String outputPath) {
+        return false;
+    }
+
     public void destroy() {}
 
     @Override

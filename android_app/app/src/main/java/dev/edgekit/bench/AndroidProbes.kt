@@ -4,8 +4,10 @@ import android.content.Context
 import android.os.Build
 import android.os.Debug
 import android.os.PowerManager
+import android.os.Process
 import dev.edgekit.bench.core.MemoryProbe
 import dev.edgekit.bench.core.MemorySnapshot
+import dev.edgekit.bench.core.Placement
 import dev.edgekit.bench.core.ProcStatus
 import dev.edgekit.bench.core.ThermalProbe
 
@@ -38,4 +40,26 @@ object DeviceFacts {
         "sdk" to Build.VERSION.SDK_INT.toString(),
         "fingerprint" to Build.FINGERPRINT,
     )
+}
+
+/**
+ * LiteRT's own account of delegation: tflite/core/subgraph.cc logs "Replacing N out of M node(s)
+ * with delegate (...)" at INFO under the tag tflite on Android (production builds included). An
+ * app reads its own process's log without any permission. The Kotlin CompiledModel API has no
+ * IsFullyAccelerated (it is C++ only in LiteRT 2.2/2.3), so this is the app's placement source.
+ */
+object DelegationLog {
+    private const val MAX_LINES = 2000
+
+    fun lines(): List<String> {
+        val process = ProcessBuilder("logcat", "-d", "-v", "brief", "--pid=${Process.myPid()}", "-s", "tflite:I")
+            .redirectErrorStream(true)
+            .start()
+        val lines = process.inputStream.bufferedReader().useLines { seq -> seq.take(MAX_LINES).toList() }
+        process.destroy()
+        return lines
+    }
+
+    /** The placement of the model built last in this process; null when no delegate took any op. */
+    fun placement(): Placement? = Placement.fromTfliteLog(lines())
 }

@@ -90,6 +90,19 @@ class ExecuTorchEngine : Engine {
         }
     }
 
+    // ETDump: ExecuTorch's per-op event trace, written only by runtimes built with the event tracer
+    override fun profile(resultDir: Path): String {
+        val m = module ?: throw EngineException("profile", "model not loaded")
+        val name = "profile.etdump"
+        if (!m.etdump(resultDir.resolve(name).toString())) {
+            throw EngineException(
+                "profile",
+                "executorch-android wrote no ETDump (the published AAR may be built without the event tracer)",
+            )
+        }
+        return name
+    }
+
     override fun close() {
         module?.destroy()
         module = null

@@ -2,6 +2,7 @@ package dev.edgekit.bench
 
 import dev.edgekit.bench.core.Engine
 import dev.edgekit.bench.core.EngineException
+import dev.edgekit.bench.core.Placement
 import dev.edgekit.bench.core.RunConfig
 import dev.edgekit.bench.core.TensorSpec
 import java.nio.ByteBuffer
@@ -66,6 +67,9 @@ class InterpreterEngine : Engine {
             throw EngineException("inference", e.message ?: "Interpreter run failed", e)
         }
     }
+
+    // the Java Interpreter exposes no execution plan: LiteRT's own delegation lines in logcat
+    override fun placement(config: RunConfig): Placement? = DelegationLog.placement()
 
     override fun lastInvokeNanos(): Long? = interpreter?.lastNativeInferenceDurationNanoseconds
 

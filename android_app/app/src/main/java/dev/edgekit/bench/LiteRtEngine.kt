@@ -9,6 +9,7 @@ import com.google.ai.edge.litert.LiteRtException
 import com.google.ai.edge.litert.TensorBuffer
 import dev.edgekit.bench.core.Engine
 import dev.edgekit.bench.core.EngineException
+import dev.edgekit.bench.core.Placement
 import dev.edgekit.bench.core.RunConfig
 import dev.edgekit.bench.core.TensorSpec
 import java.nio.file.Path
@@ -95,6 +96,9 @@ class LiteRtEngine(private val context: Context) : Engine {
     }
 
     override fun inputSpec(file: String): TensorSpec = meta.inputs[0].spec(file)
+
+    // the Kotlin CompiledModel has no IsFullyAccelerated: LiteRT's own delegation lines in logcat
+    override fun placement(config: RunConfig): Placement? = DelegationLog.placement()
 
     override fun write(input: ByteArray) {
         val want = meta.inputs[0]

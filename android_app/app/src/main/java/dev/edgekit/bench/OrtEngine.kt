@@ -8,7 +8,9 @@ import ai.onnxruntime.OrtSession
 import ai.onnxruntime.TensorInfo
 import ai.onnxruntime.providers.NNAPIFlags
 import dev.edgekit.bench.core.Engine
+import dev.edgekit.bench.core.AtomicFiles
 import dev.edgekit.bench.core.EngineException
+import dev.edgekit.bench.core.Placement
 import dev.edgekit.bench.core.RunConfig
 import dev.edgekit.bench.core.TensorSpec
 import java.nio.ByteBuffer
@@ -25,12 +27,19 @@ import java.util.EnumSet
  * way, the model runs on CPU and the result says why.
  */
 class OrtEngine : Engine {
+    private companion object {
+        const val MAX_PROFILE_BYTES = 64L shl 20
+    }
+
     private var env: OrtEnvironment? = null
     private var session: OrtSession? = null
     private var inputName = ""
     private var shape = LongArray(0)
     private var tensor: OnnxTensor? = null
     private var result: OrtSession.Result? = null
+    private var modelPath: Path? = null
+    private var onNnapi = false
+    private var profileJson: ByteArray? = null
 
     override fun load(model: Path, config: RunConfig): Engine.Loaded {
         val environment = OrtEnvironment.getEnvironment()
@@ -55,25 +64,11 @@ class OrtEngine : Engine {
         var used = "cpu"
         var reason: String? = null
         val options = OrtSession.SessionOptions()
+        modelPath = model
+        onNnapi = nnapi
         try {
-            if (!nnapi) {
-                try {
-                    // ORT's XNNPACK guidance: XNNPACK gets the threads, ORT's own pool 1 without spinning,
-                    // so `threads` is what ran (two pools of `threads` each would oversubscribe the cores)
-                    options.addXnnpack(mapOf("intra_op_num_threads" to config.threads.toString()))
-                    options.setIntraOpNumThreads(1)
-                    options.addConfigEntry("session.intra_op.allow_spinning", "0")
-                } catch (e: OrtException) {
-                    options.setIntraOpNumThreads(config.threads)
-                    reason = "ONNX Runtime's XNNPACK provider is not in this build (${e.message}); ran on its CPU kernels"
-                }
-            } else {
-                options.setIntraOpNumThreads(config.threads)
-                options.addNnapi(EnumSet.of(NNAPIFlags.CPU_DISABLED))
-                used = config.accelerator
-                reason = "NNAPI (CPU disabled) chose the device itself: GPU or NPU, whichever its drivers offer; " +
-                    "ops NNAPI does not take run on ONNX Runtime's CPU kernels"
-            }
+            reason = configure(options, config, nnapi)
+            if (nnapi) used = config.accelerator
             val opened = environment.createSession(model.toString(), options)
             session = opened
             inputName = opened.inputNames.firstOrNull()
@@ -90,6 +85,67 @@ class OrtEngine : Engine {
             options.close()
         }
         return Engine.Loaded("onnxruntime", used, if (nnapi) listOf("cpu", config.accelerator) else listOf("cpu"), reason)
+    }
+
+    /** The providers and threads of a session; returns what the result should say about them. */
+    private fun configure(options: OrtSession.SessionOptions, config: RunConfig, nnapi: Boolean): String? {
+        if (nnapi) {
+            options.setIntraOpNumThreads(config.threads)
+            options.addNnapi(EnumSet.of(NNAPIFlags.CPU_DISABLED))
+            return "NNAPI (CPU disabled) chose the device itself: GPU or NPU, whichever its drivers offer; " +
+                "ops NNAPI does not take run on ONNX Runtime's CPU kernels (placement counts them)"
+        }
+        return try {
+            // ORT's XNNPACK guidance: XNNPACK gets the threads, ORT's own pool 1 without spinning,
+            // so `threads` is what ran (two pools of `threads` each would oversubscribe the cores)
+            options.addXnnpack(mapOf("intra_op_num_threads" to config.threads.toString()))
+            options.setIntraOpNumThreads(1)
+            options.addConfigEntry("session.intra_op.allow_spinning", "0")
+            null
+        } catch (e: OrtException) {
+            options.setIntraOpNumThreads(config.threads)
+            "ONNX Runtime's XNNPACK provider is not in this build (${e.message}); ran on its CPU kernels"
+        }
+    }
+
+    /**
+     * A second session, configured as the timed one but with ONNX Runtime's profiler on, runs the
+     * written input once after the timed runs (profiling slows every run it is on): its node events
+     * name the provider that ran each node and the kernel time per op.
+     */
+    override fun placement(config: RunConfig): Placement {
+        val environment = env ?: throw EngineException("placement", "model not loaded")
+        val model = modelPath ?: throw EngineException("placement", "model not loaded")
+        val input = tensor ?: throw EngineException("placement", "no input written")
+        val options = OrtSession.SessionOptions()
+        try {
+            configure(options, config, onNnapi)
+            options.enableProfiling(model.resolveSibling("ort_profile").toString())
+            environment.createSession(model.toString(), options).use { profiled ->
+                profiled.run(mapOf(inputName to input)).use { }
+                val written = java.io.File(profiled.endProfiling())
+                try {
+                    if (written.length() > MAX_PROFILE_BYTES) {
+                        throw EngineException("placement", "ONNX Runtime's profile is ${written.length()} bytes")
+                    }
+                    val bytes = written.readBytes()
+                    profileJson = bytes
+                    return Placement.fromOrtProfile(String(bytes, Charsets.UTF_8))
+                } finally {
+                    written.delete()
+                }
+            }
+        } catch (e: OrtException) {
+            throw EngineException("placement", "ONNX Runtime profiling: ${e.message}", e)
+        } finally {
+            options.close()
+        }
+    }
+
+    override fun profile(resultDir: Path): String {
+        val bytes = profileJson ?: throw EngineException("profile", "no ONNX Runtime profile was recorded")
+        AtomicFiles.write(resultDir.resolve("profile.ort.json"), bytes)
+        return "profile.ort.json"
     }
 
     // a symbolic dimension (a dynamic batch) is -1 in the model: the pushed input's own size fills it

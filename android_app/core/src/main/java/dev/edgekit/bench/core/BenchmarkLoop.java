@@ -101,6 +101,7 @@ public final class BenchmarkLoop {
                 r.memory.put("peak_sampled", sampler.peak());
             }
             r.memory.put("after_runs", memory.snapshot());
+            account(r, config, resultDir);
             return r;
         } catch (EngineException e) {
             return failed(r, config, e.kind(), e.getMessage());
@@ -159,6 +160,33 @@ public final class BenchmarkLoop {
         r.timingsMs = timings;
         r.copyInMs = LatencyStats.median(copyIn);
         r.copyOutMs = LatencyStats.median(copyOut);
+    }
+
+    /** The accelerator's truth from the runtime's placement of the ops, and the per-op profile. */
+    private void account(RunResult r, RunConfig config, Path resultDir) {
+        progress.stage("placement");
+        try {
+            r.placement = engine.placement(config);
+        } catch (Exception e) { // a Kotlin engine can throw a checked exception Java does not declare
+            r.profileNote = "placement: " + e.getMessage();
+        }
+        Placement p = r.placement;
+        Double onAccelerator = p == null ? null : p.fraction(config.accelerator);
+        if (!config.accelerator.equals("cpu") && config.accelerator.equals(r.acceleratorUsed) && onAccelerator != null
+                && onAccelerator == 0.0) {
+            // it compiled, but nothing ran there: that is a CPU run and is reported as one
+            r.acceleratorUsed = "cpu";
+            r.fallbackReason = config.accelerator.toUpperCase(java.util.Locale.ROOT) + " took 0 of " + p.totalOps
+                    + " ops (" + p.source + "): " + p.ops;
+        }
+        if (config.profile) {
+            progress.stage("profile");
+            try {
+                r.profileFile = engine.profile(resultDir);
+            } catch (Exception e) {
+                r.profileNote = (r.profileNote == null ? "" : r.profileNote + "; ") + "profile: " + e.getMessage();
+            }
+        }
     }
 
     private static RunResult failed(RunResult partial, RunConfig config, String kind, String message) {

@@ -70,6 +70,22 @@ public interface Engine extends AutoCloseable {
     /** Copy the outputs of the last invoke out of the engine. */
     List<Output> read() throws EngineException;
 
+    /**
+     * Where the runtime put the model's ops, asked after the timed runs and memory snapshots (an
+     * engine may build a profiled session for it); null when the runtime gives no account of it.
+     */
+    default Placement placement(RunConfig config) throws EngineException {
+        return null;
+    }
+
+    /**
+     * Write a per-op profile of the model into {@code resultDir} and return its file name; throws
+     * kind {@code profile} with the reason when this engine or build cannot.
+     */
+    default String profile(Path resultDir) throws EngineException {
+        throw new EngineException("profile", "this engine has no per-op profiler the app can call");
+    }
+
     /** write, invoke, read: one whole inference (parity outputs, warm-up). */
     default List<Output> run(byte[] input) throws EngineException {
         write(input);

@@ -22,9 +22,12 @@ public final class RunConfig {
     public final int runs;
     public final String engine;
     public final String gpuPrecision;
+    /** Per-op profile on request (ONNX Runtime's profiler, ExecuTorch's ETDump), after the timed runs. */
+    public final boolean profile;
 
     private RunConfig(String runId, String model, String modelSha256, long modelSize, List<TensorSpec> inputs,
-            String accelerator, int threads, int warmup, int runs, String engine, String gpuPrecision) {
+            String accelerator, int threads, int warmup, int runs, String engine, String gpuPrecision,
+            boolean profile) {
         this.runId = runId;
         this.model = model;
         this.modelSha256 = modelSha256;
@@ -36,6 +39,7 @@ public final class RunConfig {
         this.runs = runs;
         this.engine = engine;
         this.gpuPrecision = gpuPrecision;
+        this.profile = profile;
     }
 
     private static String optString(JSONObject o, String key, String dflt, String where) throws ProtocolException {
@@ -99,7 +103,11 @@ public final class RunConfig {
         if (warmup < 0 || runs < 1 || runs > 100_000) {
             throw new ProtocolException("warmup must be >= 0 and runs between 1 and 100000");
         }
+        Object profile = o.opt("profile");
+        if (profile != null && !(profile instanceof Boolean)) {
+            throw new ProtocolException("profile must be true or false");
+        }
         return new RunConfig(runId, model, sha, size, inputs, accelerator, (int) threads, (int) warmup, (int) runs,
-                engine, gpuPrecision);
+                engine, gpuPrecision, Boolean.TRUE.equals(profile));
     }
 }

@@ -33,6 +33,12 @@ public final class RunResult {
     public Map<String, Object> device = new LinkedHashMap<>();
     public Map<String, Object> thermal = new LinkedHashMap<>();
     public boolean emulated;
+    /** Where the runtime put the ops (null: the runtime gave no account of it). */
+    public Placement placement;
+    /** A per-op profile file written next to the outputs (ExecuTorch's ETDump), or null. */
+    public String profileFile;
+    /** Why a requested profile or the placement is missing, or null. */
+    public String profileNote;
 
     private static Object orNull(Object v) {
         return v == null ? JSONObject.NULL : v;
@@ -66,6 +72,8 @@ public final class RunResult {
             o.put("fallback_reason", orNull(fallbackReason)).put("error_kind", orNull(errorKind));
             o.put("error_message", orNull(errorMessage));
             o.put("device", new JSONObject(device)).put("thermal", new JSONObject(thermal)).put("emulated", emulated);
+            o.put("placement", placement == null ? JSONObject.NULL : placement.toJson());
+            o.put("profile_file", orNull(profileFile)).put("profile_note", orNull(profileNote));
             return o.toString(2) + "\n";
         } catch (JSONException e) {
             throw new IllegalStateException("result not serialisable", e);

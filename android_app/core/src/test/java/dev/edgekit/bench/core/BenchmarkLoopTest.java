@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
@@ -115,7 +116,7 @@ public class BenchmarkLoopTest {
             expected += 2 + j * 0.5f;
         }
         assertEquals(expected, sum2[0], 1e-5);
-        assertEquals(List.of("verify", "load", "parity", "warmup", "timed", "done"), stages);
+        assertEquals(List.of("verify", "load", "parity", "warmup", "timed", "placement", "done"), stages);
         RunResult parsed = RunResult.parse(new String(Files.readAllBytes(out.resolve("result.json")),
                 StandardCharsets.UTF_8));
         assertArrayEquals(r.timingsMs, parsed.timingsMs, 0.0);
@@ -205,6 +206,58 @@ public class BenchmarkLoopTest {
         assertEquals("gpu", r.acceleratorRequested);
         assertEquals("cpu", r.acceleratorUsed);
         assertEquals("GPU accelerator unavailable", r.fallbackReason);
+    }
+
+    @Test
+    public void anAcceleratorThatTookNoOpIsAFallbackSaidSo() throws Exception {
+        Path dir = runDir("gpu-empty", config("gpu-empty", "gpu", 3, 1), 1, 48);
+        FakeEngine engine = new FakeEngine();
+        engine.acceleratorUsed = "gpu"; // Options(GPU, CPU) compiled: the request looks granted
+        engine.delegationLog = Arrays.asList(
+                "I tflite  : Replacing 65 out of 65 node(s) with delegate (TfLiteXNNPackDelegate) node, "
+                        + "yielding 1 partitions for subgraph 0.");
+        RunResult r = run(engine, dir, tmp.newFolder("out-gpu-empty").toPath());
+        assertEquals("cpu", r.acceleratorUsed);
+        assertTrue(r.fallbackReason, r.fallbackReason.startsWith("GPU took 0 of 65 ops"));
+        assertEquals(Integer.valueOf(65), r.placement.ops.get("TfLiteXNNPackDelegate"));
+        assertTrue(stages.contains("placement"));
+    }
+
+    @Test
+    public void aPartlyDelegatedModelKeepsItsAcceleratorAndReportsTheShare() throws Exception {
+        Path dir = runDir("gpu-part", config("gpu-part", "gpu", 3, 1), 1, 48);
+        FakeEngine engine = new FakeEngine();
+        engine.acceleratorUsed = "gpu";
+        engine.delegationLog = Arrays.asList(
+                "Replacing 60 out of 65 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 3 partitions "
+                        + "for subgraph 0.",
+                "Replacing 4 out of 7 node(s) with delegate (TfLiteXNNPackDelegate) node, yielding 2 partitions "
+                        + "for subgraph 0.");
+        RunResult r = run(engine, dir, tmp.newFolder("out-gpu-part").toPath());
+        assertEquals("gpu", r.acceleratorUsed);
+        assertNull(r.fallbackReason);
+        assertEquals(60.0 / 65, r.placement.fraction("gpu"), 1e-9);
+        assertEquals(Integer.valueOf(1), r.placement.ops.get(Placement.BUILTIN));
+        String json = new String(Files.readAllBytes(tmp.getRoot().toPath().resolve("out-gpu-part/result.json")),
+                StandardCharsets.UTF_8);
+        assertTrue(json.contains("\"TfLiteGpuDelegateV2\": 60"));
+    }
+
+    @Test
+    public void aProfileIsWrittenOnRequestOrItsAbsenceSaid() throws Exception {
+        String cfg = config("prof-run", "cpu", 3, 1).replace("\"runs\":3", "\"runs\":3,\"profile\":true");
+        Path dir = runDir("prof-run", cfg, 1, 48);
+        FakeEngine engine = new FakeEngine();
+        engine.profileName = "profile.etdump";
+        RunResult r = run(engine, dir, tmp.newFolder("out-prof").toPath());
+        assertEquals("profile.etdump", r.profileFile);
+        assertTrue(Files.exists(tmp.getRoot().toPath().resolve("out-prof/profile.etdump")));
+        Path dir2 = runDir("noprof-run", cfg.replace("prof-run", "noprof-run"), 1, 48);
+        RunResult none = run(new FakeEngine(), dir2, tmp.newFolder("out-noprof").toPath());
+        assertEquals("ok", none.status);
+        assertNull(none.profileFile);
+        assertTrue(none.profileNote, none.profileNote.contains("no profiler in this build"));
+        assertNull(none.placement);
     }
 
     @Test

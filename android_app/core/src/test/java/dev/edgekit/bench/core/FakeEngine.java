@@ -25,6 +25,10 @@ final class FakeEngine implements Engine {
     double inspectMs;
     /** Milliseconds the engine's own timer reports for each invoke (null: it has none). */
     Double ownTimerMs;
+    /** The runtime's delegation log lines, as the app reads them from logcat (null: none). */
+    List<String> delegationLog;
+    /** The profile file the engine writes when asked (null: it has no profiler). */
+    String profileName;
     private byte[] input;
     private float sum;
 
@@ -88,6 +92,24 @@ final class FakeEngine implements Engine {
             clock.advanceMs(copyOutMs);
         }
         return Collections.singletonList(new Output("float32", new int[] {1, 1}, TensorFiles.encodeFloats(new float[] {sum})));
+    }
+
+    @Override
+    public Placement placement(RunConfig config) {
+        return delegationLog == null ? null : Placement.fromTfliteLog(delegationLog);
+    }
+
+    @Override
+    public String profile(Path resultDir) throws EngineException {
+        if (profileName == null) {
+            throw new EngineException("profile", "no profiler in this build");
+        }
+        try {
+            java.nio.file.Files.write(resultDir.resolve(profileName), new byte[] {42});
+        } catch (java.io.IOException e) {
+            throw new EngineException("profile", e.getMessage());
+        }
+        return profileName;
     }
 
     @Override

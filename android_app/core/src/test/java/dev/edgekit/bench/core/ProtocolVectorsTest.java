@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.util.Arrays;
 import org.json.JSONArray;
 import org.json.JSONObject;
 import org.junit.Test;
@@ -29,6 +30,10 @@ public class ProtocolVectorsTest {
                 return RunConfig.parse(new String(data, StandardCharsets.UTF_8));
             case "result":
                 return RunResult.parse(new String(data, StandardCharsets.UTF_8));
+            case "placement_tflite_log":
+                return Placement.fromTfliteLog(Arrays.asList(new String(data, StandardCharsets.UTF_8).split("\n")));
+            case "placement_ort_profile":
+                return Placement.fromOrtProfile(new String(data, StandardCharsets.UTF_8));
             default:
                 JSONArray dims = v.getJSONArray("shape");
                 int[] shape = new int[dims.length()];
@@ -54,6 +59,9 @@ public class ProtocolVectorsTest {
                 if (parsed instanceof ByteBuffer) {
                     checkValues((ByteBuffer) parsed, v);
                 }
+                if (parsed instanceof Placement) {
+                    checkPlacement((Placement) parsed, v);
+                }
             } else {
                 try {
                     parse(v);
@@ -63,6 +71,29 @@ public class ProtocolVectorsTest {
                             e.getMessage().contains(v.getString("error_contains")));
                 }
             }
+        }
+    }
+
+    /** The placement read from a runtime's own account, as the host reads the same vector. */
+    private static void checkPlacement(Placement p, JSONObject v) throws Exception {
+        JSONObject want = v.getJSONObject("expected");
+        JSONObject got = p.toJson();
+        for (String key : new String[] {"source", "total_ops"}) {
+            assertEquals(v.getString("file") + " " + key, want.get(key).toString(), got.get(key).toString());
+        }
+        for (String key : new String[] {"ops", "partitions", "op_times_ms"}) {
+            JSONObject w = want.getJSONObject(key);
+            JSONObject g = got.getJSONObject(key);
+            assertEquals(v.getString("file") + " " + key, w.length(), g.length());
+            for (java.util.Iterator<String> it = w.keys(); it.hasNext();) {
+                String k = it.next();
+                assertEquals(v.getString("file") + " " + key + "." + k, w.getDouble(k), g.getDouble(k), 1e-9);
+            }
+        }
+        JSONObject fractions = v.getJSONObject("fractions");
+        for (java.util.Iterator<String> it = fractions.keys(); it.hasNext();) {
+            String acc = it.next();
+            assertEquals(v.getString("file") + " " + acc, fractions.getDouble(acc), p.fraction(acc), 1e-6);
         }
     }
 
