@@ -6,11 +6,14 @@ checks the stubs say so, then compiles a copy of the app with two deliberate mis
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import require_system_tool
 
@@ -30,6 +33,37 @@ STUB_SOURCES = {
     "org/pytorch/executorch/DType.java": "pytorch/executorch DType.kt v1.4.1",
     "org/tensorflow/lite/Interpreter.java": "google-ai-edge/LiteRT tflite/java/src/main/java/org/tensorflow/lite/Interpreter.java v2.2.0",
 }
+
+
+def _stub_members() -> Any:
+    spec = importlib.util.spec_from_file_location("stub_members", APP / "scripts" / "stub_members.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_stubbed_member_is_listed_with_the_real_source_it_was_checked_against() -> None:
+    """stubs/CHECKED.json lists each stub's members with the repository, path and version read;
+    a member added to a stub without an entry fails here (scripts/stub_members.py --verify looks
+    the names up in clones of LiteRT and ExecuTorch)."""
+    tool = _stub_members()
+    checked = json.loads((APP / "stubs" / "CHECKED.json").read_text())
+    assert sorted(checked) == tool.stub_files()
+    for stub, entry in checked.items():
+        listed = sorted({m for source in entry["sources"] for m in source["members"]})
+        assert listed == tool.members(APP / "stubs" / stub), stub
+        for source in entry["sources"]:
+            assert source["repo"].count("/") == 1 and source["paths"], stub
+            assert source["ref"] or source.get("read"), f"{stub}: neither a version nor how it was read"
+    # what the extractor must see, or the listing would be vacuous
+    assert {"enableProfiling", "endProfiling"} <= set(
+        tool.members(APP / "stubs/java/ai/onnxruntime/OrtSession.java")
+    )
+    assert "CPU_DISABLED" in tool.members(APP / "stubs/java/ai/onnxruntime/providers/NNAPIFlags.java")
+    assert "FLOAT16" not in tool.members(
+        APP / "stubs/java/org/tensorflow/lite/DataType.java"
+    )  # not in v2.2.0
 
 
 def test_each_checked_stub_names_its_real_source() -> None:
