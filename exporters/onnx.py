@@ -105,6 +105,7 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
     from edgekit.exporters.repair import (
         activation_range,
         cached_sites,
+        degenerate_reference,
         diagnose,
         fallback_name,
         fallback_skip,
@@ -186,7 +187,11 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
                                     ("MSE-optimal ranges", ranged(None))]  # fmt: skip
     steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
 
+    degenerate = degenerate_reference(ref)
+
     def skip(step: str) -> str | None:
+        if degenerate and step != steps[0][0]:
+            return degenerate
         return fallback_skip(step, sites()) if step.startswith("float") else None
 
     model, attempts, skipped = search(steps, measure, skip)

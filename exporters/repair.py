@@ -147,6 +147,17 @@ def search(
     return built[best], attempts, skipped
 
 
+def degenerate_reference(reference: np.ndarray) -> str | None:
+    """Why no repair step should be spent on this model, or None: a PyTorch reference that is the
+    same for every check image (the model ignores its input) gives the search nothing to aim at;
+    every step would buy decibels of a constant."""
+    ref = np.asarray(reference, np.float64)
+    if len(ref) >= 2 and float(np.ptp(ref, axis=0).max(initial=0.0)) < 1e-6:
+        return (f"the PyTorch model gives the same output for all {len(ref)} check images (it ignores its "
+                "input): no repair is spent on it; fix the model first")  # fmt: skip
+    return None
+
+
 #: a layer whose INT8 weights alone keep the output above this SQNR is not worth keeping float
 FALLBACK_BELOW_DB = 40.0
 

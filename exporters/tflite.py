@@ -123,6 +123,7 @@ def step_name(cle: bool) -> str:
 def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     from edgekit.exporters.repair import (
         cached_sites,
+        degenerate_reference,
         diagnose,
         equalization_gain,
         fallback_name,
@@ -230,7 +231,11 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
              (step_name(True), corrected(True))]  # fmt: skip
     steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
 
+    degenerate = degenerate_reference(ref)
+
     def skip(step: str) -> str | None:
+        if degenerate and step != "min/max ranges":
+            return degenerate
         if step.startswith("cross-layer"):
             pairs, before, after = equalization_gain(ctx, x)
             if not pairs:

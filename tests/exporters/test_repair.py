@@ -387,3 +387,22 @@ def test_onnx_localisation_compares_every_weight_node_after_its_fused_activation
     # after its rounding and clipping, each fused conv's value is close to the float one
     assert all(15 < r["sqnr_db"] < 200 for r in rows), rows
     assert all(r["added_noise"] >= 0 for r in rows)
+
+
+class ConstantNet(PooledNet):
+    """PooledNet whose logit ignores its features (weights of 1e-9): the same output for every input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.fc.weight.fill_(1e-9)
+            self.fc.bias.fill_(0.3)
+
+
+def test_no_repair_is_spent_on_a_model_that_ignores_its_input(arm64: Any) -> None:
+    x = _groups(64, 0)
+    for record in (_repair(ConstantNet(), x), _onnx_repair(ConstantNet(), x, arm64)):
+        assert [a["step"] for a in record["attempts"]] == ["min/max ranges"]
+        if not record["passed"]:  # every later step named as not spent, with why
+            assert len(record["skipped"]) >= 4
+            assert all("ignores its" in s["why"] for s in record["skipped"]), record["skipped"]
