@@ -214,6 +214,7 @@ def export(
     output: str = "logits",
     output_index: int | None = None,
     int8_repair: bool = True,
+    int8_effort: float = 600.0,
     arm64: str = "auto",
     face_crop: bool = False,
     face_margin: float = 1.3,
@@ -267,6 +268,7 @@ def export(
         name=stem,
         output_index=output_index,
         int8_repair=int8_repair,
+        int8_effort=int8_effort,
         arm64=arm64,
         face_crop=FaceCrop(margin=face_margin) if face_crop else None,
     )

@@ -225,6 +225,7 @@ def _export_variants(
         calibration=None if calib is None else calib.inputs,
         recipe=spec.recipe,
         int8_target=spec.tolerances.get("int8") if spec.int8_repair else None,
+        int8_effort=spec.int8_effort,
         threshold=spec.threshold,
         output=output,
     )

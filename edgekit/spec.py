@@ -227,6 +227,8 @@ class ExportSpec:
     output_index: int | None = None
     #: search for an INT8 repair (ranges, float fallback) when plain INT8 misses its tolerance
     int8_repair: bool = True
+    #: seconds the learned INT8 repair rungs (learned rounding) may spend per variant; 0: none
+    int8_effort: float = 600.0
     #: crop the largest face of every calibration and parity image first (recorded in the manifest)
     face_crop: FaceCrop | None = None
     #: parity on the phone's kernels: "auto" (when the arm64 environment exists), "on" (required), "off"
@@ -235,6 +237,8 @@ class ExportSpec:
     def __post_init__(self) -> None:
         if self.arm64 not in ("auto", "on", "off"):
             raise UsageError(f"--arm64 must be auto, on or off, got {self.arm64!r}")
+        if not 0 <= self.int8_effort <= 86_400:
+            raise UsageError(f"--int8-effort takes seconds between 0 and 86400, got {self.int8_effort:g}")
         if self.calib_samples <= 0 or self.parity_samples <= 0:
             raise UsageError("--calib-samples and --parity-samples must be positive")
         if not 0.0 < self.threshold < 1.0:

@@ -50,6 +50,8 @@ class ExportContext:
     cache: dict[str, Any] = field(default_factory=dict)
     #: the tolerance static INT8 variants must reach on the check set; None: no repair search
     int8_target: Tolerance | None = None
+    #: seconds the learned repair rungs (learned rounding) may spend per variant; 0 skips them
+    int8_effort: float = 600.0
     threshold: float = 0.5
     output: OutputSpec = field(default_factory=OutputSpec)
     #: an :class:`edgekit.arm64.Arm64Worker` when the phone's kernels are at hand: integer

@@ -63,6 +63,7 @@ def _build_spec(**kw: Any) -> ExportSpec:
         name=kw["name"] or _default_name(path, kw["arch"]),
         output_index=kw["output_index"],
         int8_repair=not kw["no_int8_repair"],
+        int8_effort=kw["int8_effort"],
         arm64=kw["arm64"],
         face_crop=face_crop(kw["face_crop"], kw["face_margin"]),
     )
@@ -288,6 +289,12 @@ def export(
         "--no-int8-repair",
         metavar="",
         help="Plain INT8 (min/max ranges) even when it misses its tolerance; no repair search.",
+        rich_help_panel=_VARIANTS,
+    ),
+    int8_effort: float = typer.Option(
+        600.0,
+        "--int8-effort",
+        help="Seconds per INT8 variant the learned repair (learned rounding) may spend; 0: none.",
         rich_help_panel=_VARIANTS,
     ),
     layout: str = typer.Option(

@@ -1,0 +1,257 @@
+"""Learned rounding of INT8 weights (AdaRound) on a PyTorch graph, before conversion.
+
+Nagel et al., "Up or Down? Adaptive Rounding for Post-Training Quantization" (ICML 2020): instead
+of rounding every weight to the nearest INT8 grid point, learn per weight whether it rounds up or
+down so that the layer's output on calibration inputs matches the float layer's. Needs only
+unlabelled calibration images.
+
+The grid is the one both converters use on the folded weights (BatchNorm folded into the conv):
+symmetric per output channel, scale ``max|w| / 127``, integers in [-127, 127]
+(ai-edge-quantizer's ``symmetric`` signed narrow range, and onnxruntime's ``QInt8`` symmetric
+weights alike). The learned integers ``q`` are written back as weights ``q * scale`` (divided by
+the BatchNorm gain, which the converter multiplies back in), so the converter's own
+round-to-nearest lands on ``q`` exactly: each channel's largest weight is ``+-127 * scale``, an
+integer either way, so the converter's scale is the one learned against. Tests read the
+converted INT8 weights back and compare.
+
+Layers are taken in graph order. Each one learns against the float model's layer output while
+its input comes from the model with every earlier layer already rounded and its input rounded to
+8 bits per tensor over the calibration range (asymmetric, as the converters quantize
+activations): error accumulated upstream is corrected where it lands (as in BRECQ and QDrop).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+#: AdaRound's rectified sigmoid stretch (the paper's values)
+_ZETA, _GAMMA = 1.1, -0.1
+#: the regulariser's weight against a reconstruction error measured in units of nearest rounding's
+#: (so it means the same on every layer); 0.01 and 0.1 left every weight at nearest on a test layer
+#: whose right rounding is known, 1.0 found it (tests/edgekit/compress/test_rounding.py)
+_LAMBDA = 1.0
+
+
+@dataclass(frozen=True)
+class RoundingReport:
+    """What :func:`learn_rounding` did: layers rounded, weights rounded away from nearest, the
+    layers' output error (mean squared, relative to the float output's power) with nearest and
+    with learned rounding, and the time it took."""
+
+    layers: int
+    weights: int
+    flipped: int
+    error_nearest: float
+    error_learned: float
+    seconds: float
+    iterations: int  #: the most Adam steps a layer took
+    budget_hit: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the manifest's repair ``changes``)."""
+        d = asdict(self)
+        for k in ("error_nearest", "error_learned", "seconds"):
+            d[k] = float(f"{d[k]:.4g}")
+        return d
+
+
+def int8_grid(w: Any, levels: int = 127) -> tuple[Any, Any]:
+    """(scale per output channel shaped to broadcast over ``w``, ``w / scale``) for symmetric
+    per-channel INT8 with ``levels`` steps each side (the converters' weight grid)."""
+    import torch
+
+    flat = w.reshape(w.shape[0], -1)
+    # float64 as both quantizers compute it; the weights themselves stay float32
+    scale = (flat.double().abs().amax(dim=1) / levels).clamp_min(1e-9).float()
+    scale = scale.reshape(-1, *([1] * (w.dim() - 1)))
+    return scale, torch.as_tensor(w) / scale
+
+
+def _rectified(v: Any) -> Any:
+    import torch
+
+    return torch.clamp(torch.sigmoid(v) * (_ZETA - _GAMMA) + _GAMMA, 0.0, 1.0)
+
+
+def _op(node: Any, groups: int) -> Callable[[Any, Any], Any]:
+    """The unit's own computation without its bias: conv2d with the node's stride, padding and
+    dilation, or linear."""
+    import torch.nn.functional as F
+
+    if "conv" in str(node.target):
+        given = list(node.args[3:6])
+        stride, padding, dilation = (given + [(1, 1), (0, 0), (1, 1)][len(given) :])[:3]
+        return lambda x, w: F.conv2d(x, w, None, stride, padding, dilation, groups)
+    return lambda x, w: F.linear(x, w)
+
+
+def _fake_quant(x: Any, lo: float, hi: float) -> Any:
+    """Per-tensor asymmetric 8-bit rounding over [lo, hi] (the range includes zero)."""
+    import torch
+
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = max(hi - lo, 1e-12) / 255.0
+    zero = round(-lo / scale)
+    return (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale
+
+
+def _inputs(gm: Any, node_name: str, x: np.ndarray) -> Any:
+    """The value flowing into node ``node_name``'s first argument for every sample of ``x``."""
+    import torch
+
+    seen: list[Any] = []
+
+    class Tap(torch.fx.Interpreter):
+        def run_node(self, n: Any) -> Any:
+            if n.name == node_name:
+                arg = n.args[0]
+                seen.append(self.env[arg] if isinstance(arg, torch.fx.Node) else arg)
+                raise _Stop
+            return super().run_node(n)
+
+    tap = Tap(gm)
+    with torch.no_grad():  # not inference mode: the values feed an autograd graph later
+        for i in range(len(x)):
+            with contextlib.suppress(_Stop):  # the pass ends at the tapped node
+                tap.run(torch.from_numpy(np.ascontiguousarray(x[i : i + 1], dtype=np.float32)))
+    return torch.cat([s.clone() for s in seen])
+
+
+class _Stop(Exception):
+    """Ends a forward pass once the tapped node's input is captured."""
+
+
+def learn_rounding(
+    module: Any,
+    calibration: np.ndarray,
+    iterations: int = 1000,
+    batch: int = 8,
+    budget_s: float | None = None,
+    levels: int = 127,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Any, RoundingReport]:
+    """A copy of ``module`` whose conv/linear weights sit on INT8 grid points learned on
+    ``calibration`` (NCHW float samples), and what it did.
+
+    ``module`` is a ``torch.export`` graph module or an ``nn.Module`` (exported first).
+    Up to ``iterations`` Adam steps per layer on mini-batches of ``batch`` samples; with
+    ``budget_s`` each layer gets an equal share of the time left (fewer steps on a slow layer),
+    and once the budget is spent the remaining layers keep nearest rounding (said in the report).
+    The caller's module is never modified.
+    """
+    import torch
+
+    with torch.inference_mode(False):
+        return _learn(module, calibration, iterations, batch, budget_s, levels, progress)
+
+
+def _learn(
+    module: Any,
+    calibration: np.ndarray,
+    iterations: int,
+    batch: int,
+    budget_s: float | None,
+    levels: int,
+    progress: Callable[[str], None] | None,
+) -> tuple[Any, RoundingReport]:
+    import torch
+
+    from edgekit.compress.equalize import find_units, folded_weight, param
+
+    start = time.perf_counter()
+    x = np.ascontiguousarray(calibration, dtype=np.float32)
+    gm = module
+    if not hasattr(gm, "graph"):
+        gm = torch.export.export(module.eval(), (torch.from_numpy(x[:1]),), strict=False).module()
+    float_gm = gm
+    gm = copy.deepcopy(gm)
+    units = find_units(gm)
+    by_node = {n.name: n for n in gm.graph.nodes}
+    total = flipped = done = 0
+    err_near: list[float] = []
+    err_learned: list[float] = []
+    most_steps = 0
+    budget_hit = False
+    generator = torch.Generator().manual_seed(0)
+    for k, unit in enumerate(units.values()):
+        if budget_s is not None and time.perf_counter() - start > budget_s:
+            budget_hit = True
+            break
+        node = by_node[unit.node]
+        op = _op(node, unit.groups)
+        w_float, gain = folded_weight(gm, unit)
+        scale, scaled = int8_grid(w_float, levels)
+        floor = torch.floor(scaled)
+        x_float = _inputs(float_gm, unit.node, x)
+        x_quant = _inputs(gm, unit.node, x)
+        lo, hi = float(x_float.min()), float(x_float.max())
+        x_quant = _fake_quant(x_quant, lo, hi)
+        with torch.no_grad():
+            target = op(x_float, w_float)
+            power = float(target.pow(2).mean()) or 1.0
+            nearest = torch.clamp(torch.round(scaled), -levels, levels)
+            err_near.append(float((op(x_quant, nearest * scale) - target).pow(2).mean()) / power)
+            # the reconstruction term in units of nearest rounding's error, so the regulariser's
+            # weight means the same on every layer whatever its output's scale
+            unit_err = max(err_near[-1] * power, 1e-20)
+        rest = scaled - floor
+        # h(v) starts at the fractional part: the soft weights start at the float ones; a weight
+        # already on the grid (a zero, a channel's largest) starts, and stays, at h = 0 exactly
+        v = -torch.log((_ZETA - _GAMMA) / (rest.clamp(0.01, 0.99) - _GAMMA) - 1)
+        v = torch.where(rest == 0, torch.full_like(v, -6.0), v).requires_grad_(True)
+        opt = torch.optim.Adam([v], lr=1e-2)
+        steps = iterations
+        if budget_s is not None:
+            share = (budget_s - (time.perf_counter() - start)) / (len(units) - k)
+            probe = time.perf_counter()
+            with torch.no_grad():
+                op(x_quant[: min(batch, len(x_quant))], w_float)
+            # forward + backward ~ 3 forwards, plus the optimizer
+            per_step = 4 * (time.perf_counter() - probe) + 1e-4
+            steps = max(50, min(iterations, int(share / per_step)))
+        warm = steps // 5
+        with torch.enable_grad():
+            for it in range(steps):
+                idx = torch.randint(0, len(x_quant), (min(batch, len(x_quant)),), generator=generator)
+                h = _rectified(v)
+                soft = torch.clamp(floor + h, -levels, levels) * scale
+                loss = (op(x_quant[idx], soft) - target[idx]).pow(2).mean() / unit_err
+                if it >= warm:  # then push every h to 0 or 1, ever more sharply (beta 20 -> 2)
+                    beta = 20 - (20 - 2) * (it - warm) / max(1, steps - warm)
+                    loss = loss + _LAMBDA * (1 - (2 * h - 1).abs().pow(beta)).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            q = torch.clamp(floor + (_rectified(v) >= 0.5).float(), -levels, levels)
+            learned = q * scale
+            err = float((op(x_quant, learned) - target).pow(2).mean()) / power
+            if err > err_near[-1]:  # learning did not help this layer: keep nearest
+                q, learned, err = nearest, nearest * scale, err_near[-1]
+            err_learned.append(err)
+            total += q.numel()
+            flipped += int((q != nearest).sum())
+            w = param(gm, unit.weight)
+            w.copy_(learned / gain.reshape(-1, *([1] * (w.dim() - 1))))
+        done += 1
+        most_steps = max(most_steps, steps)
+        if progress:
+            progress(f"learned rounding: layer {k + 1}/{len(units)} ({err_near[-1]:.2e} -> {err:.2e})")
+    report = RoundingReport(
+        layers=done,
+        weights=total,
+        flipped=flipped,
+        error_nearest=float(np.mean(err_near)) if err_near else 0.0,
+        error_learned=float(np.mean(err_learned)) if err_learned else 0.0,
+        seconds=time.perf_counter() - start,
+        iterations=most_steps,
+        budget_hit=budget_hit,
+    )
+    return gm, report

@@ -1,0 +1,122 @@
+"""Learned rounding (AdaRound): the rung of the INT8 repair where it is the fix, the converted
+weights equal to the learned ones, and the time bound."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgekit.compress.equalize import find_units, folded_weight
+from edgekit.compress.rounding import int8_grid, learn_rounding
+from tests.exporters.test_repair import _groups, _repair
+
+
+class RoundingNet(torch.nn.Module):
+    """A class signal on 36 small conv weights of about half an INT8 step each, sharing their
+    output channels with one large weight: round-to-nearest sends each up or down by chance and
+    the channel sums drift (12.6 dB); choosing up or down per weight holds them (no range,
+    correction or equalization can: the error is in the weights' integers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.fc = torch.nn.Linear(4, 1)
+        g = torch.Generator().manual_seed(0)
+        step = 20.0 / 127
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[:, 0, 1, 1] = 20.0
+            self.conv.weight[:, 1] = step * (0.3 + 0.4 * torch.rand(4, 3, 3, generator=g))
+            self.fc.weight.fill_(1.0)
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_learned_rounding_fixes_what_nearest_rounding_breaks() -> None:
+    record = _repair(RoundingNet(), _groups(64, 1))
+    by_step = {a["step"]: a for a in record["attempts"]}
+    for step in ("min/max ranges", "MSE-optimal ranges", "bias correction"):
+        assert by_step[step]["sqnr_db"] < 15 and not by_step[step]["passed"], step
+    assert record["chosen"] == "learned rounding" and record["passed"], record["attempts"]
+    assert by_step["learned rounding"]["sqnr_db"] > 30 and by_step["learned rounding"]["flips"] == 0
+    changes = record["changes"]
+    assert changes["flipped"] > 0 and changes["error_learned"] < changes["error_nearest"] / 2
+
+
+def _tflite_weights(model: bytes) -> list[tuple[str, np.ndarray]]:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_content=model, experimental_preserve_all_tensors=True,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)  # fmt: skip
+    it.allocate_tensors()
+    return [(o["op_name"], it.get_tensor(int(o["inputs"][1]))) for o in it._get_ops_details()
+            if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]  # fmt: skip
+
+
+def _learned_integers(gm: Any) -> dict[str, np.ndarray]:
+    """Weight parameter path -> its learned INT8 integers (BatchNorm folded), in graph order."""
+    out = {}
+    for unit in find_units(gm).values():
+        scaled = int8_grid(folded_weight(gm, unit)[0])[1]
+        assert float((scaled - scaled.round()).abs().max()) < 1e-3  # on the grid
+        out[unit.weight] = scaled.round().numpy().astype(np.int32)
+    return out
+
+
+def test_the_converter_keeps_the_learned_integers_exactly() -> None:
+    """BatchNorm folded, per-channel scales recomputed by ai-edge-quantizer: the INT8 weights in
+    the .tflite are the learned ones, conv, depthwise and dense alike."""
+    from edgekit.exporters import aeq
+    from edgekit.exporters.registry import ExportContext
+    from edgekit.exporters.tflite import quantize_float
+    from edgekit.spec import InputSpec
+    from tests.models import build_tiny
+
+    x = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
+    gm, report = learn_rounding(build_tiny().eval(), x, iterations=60)
+    assert report.layers == len(find_units(gm)) >= 4 and report.flipped > 0
+    ctx = ExportContext(module=gm, input_spec=InputSpec(shape=(1, 3, 32, 32)), calibration=x)
+    converted = _tflite_weights(quantize_float(ctx, aeq.static_int8_recipe(float_io=True)))
+    kinds = [k for k, _ in converted]
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= set(kinds)
+    for (kind, got), want in zip(converted, _learned_integers(gm).values(), strict=True):
+        layout = {"CONV_2D": (0, 2, 3, 1), "DEPTHWISE_CONV_2D": (1, 2, 3, 0)}.get(kind)
+        want = want.transpose(layout) if layout else want  # OIHW -> OHWI / 1HWC
+        assert got.dtype == np.int8 and np.array_equal(got.astype(np.int32), want), kind
+
+
+def test_a_spent_budget_leaves_the_remaining_layers_at_nearest() -> None:
+    x = _groups(8, 1)
+    gm, report = learn_rounding(RoundingNet().eval(), x, budget_s=0.0)
+    assert report.budget_hit and report.layers == 0 and report.flipped == 0
+    weight = dict(gm.named_parameters())["conv.weight"]
+    assert torch.equal(weight, RoundingNet().conv.weight)  # untouched: the converter rounds to nearest
+
+
+def test_onnxruntime_keeps_the_learned_integers_exactly() -> None:
+    """onnxruntime's pre-processing folds BatchNorm and quantize_static recomputes the symmetric
+    per-channel scales: the QDQ model's INT8 weights are the learned ones."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgekit.exporters.onnx import quantize_int8
+    from edgekit.exporters.registry import ExportContext
+    from edgekit.spec import InputSpec
+    from tests.models import build_tiny
+
+    x = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
+    gm, report = learn_rounding(build_tiny().eval(), x, iterations=60)
+    assert report.flipped > 0
+    ctx = ExportContext(module=gm, input_spec=InputSpec(shape=(1, 3, 32, 32)), calibration=x)
+    graph = onnx.load_from_string(quantize_int8(ctx)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    weights = {n.input[0].removesuffix("_quantized"): inits[n.input[0]] for n in graph.node
+               if n.op_type == "DequantizeLinear" and inits.get(n.input[0], np.zeros(0)).dtype == np.int8}  # fmt: skip
+    want = _learned_integers(gm)
+    assert set(weights) >= set(want) and len(want) >= 4
+    for name, learned in want.items():
+        assert np.array_equal(weights[name].astype(np.int32), learned), name
