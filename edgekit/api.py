@@ -233,6 +233,8 @@ def export(
     ``sparse``, ``onnx``) or full variant names (``tflite_int8``); ``tflite_fp32`` is always
     exported. ``mean``/``std`` are per-channel after scaling pixels to [0, 1]. ``arm64``: parity
     on the phone's kernels too, whose verdict counts ("auto" when ``make arm64`` built them, "on", "off").
+    ``int8_effort``: seconds per static INT8 variant the learned repair rungs (learned rounding,
+    then distillation) may spend when the cheap ones miss; 0 skips them.
     """
     from edgekit.exporting import export as run_export
     from edgekit.spec import ExportSpec, FaceCrop, Layout, ModelSource, OutputKind, OutputSpec

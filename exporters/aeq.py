@@ -216,7 +216,7 @@ def narrowed_qsvs(
     """``qsvs`` with every sampled activation range narrowed: to the ``percentile``-th percentile
     of its values, or (``percentile=None``) to the range among a few percentiles that gives the
     least 8-bit quantization error (rounding plus clipping) on its values
-    (:func:`edgekit.exporters.repair.activation_range`).
+    (:func:`edgekit.compress.ranges.activation_range`).
 
     Min/max lets one rare outlier stretch a tensor's range so that the common values get a
     handful of INT8 levels; clipping the top 0.01-0.1% is the usual cure, and the MSE choice
@@ -224,7 +224,7 @@ def narrowed_qsvs(
     section 3.5). The graph input is narrowed too: layout ops after it (TRANSPOSE) must share
     its quantization.
     """
-    from edgekit.exporters.repair import activation_range
+    from edgekit.compress.ranges import activation_range
 
     out = dict(qsvs)
     for name, values in samples.items():

@@ -29,10 +29,6 @@ from edgekit.exporters.registry import ExportContext, declare_flag, register
 _OPSET = 18
 
 
-#: the repair step that learns each weight's rounding (:mod:`edgekit.compress.rounding`)
-LEARNED = "learned rounding"
-
-
 def float_onnx(ctx: ExportContext) -> bytes:
     """The FP32 ONNX model (NCHW input named ``input``), exported once per run."""
     return ctx.once("onnx_float", lambda: _export(ctx))
@@ -106,13 +102,17 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
     (see :mod:`edgekit.exporters.repair`), each judged on the arm64 kernels when they are at hand."""
     if ctx.int8_target is None:
         return quantize_int8(ctx)
+    from edgekit.compress.ranges import activation_range
     from edgekit.exporters.repair import (
-        activation_range,
+        DISTILLED,
+        LEARNED,
         cached_sites,
         degenerate_reference,
         diagnose,
         fallback_name,
         fallback_skip,
+        learned_module,
+        learned_skip,
         record,
         repair_aim,
         search,
@@ -164,22 +164,20 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
 
         return build
 
-    def learned() -> bytes:
-        import dataclasses
+    def learned(step: str) -> Any:
+        def build() -> bytes:
+            import dataclasses
 
-        from edgekit.compress.rounding import learn_rounding
+            # onnxruntime folds BatchNorm in its pre-processing and rounds the folded weights to
+            # nearest on the same symmetric per-channel grid: learned grid points come through
+            sub = dataclasses.replace(ctx, module=learned_module(ctx, state, step), cache={})
+            ranges = state["ranges"].get(best())
+            if ranges and not set(ranges) <= set(onnx_activation_samples(_preprocessed(sub), x[:1])):
+                ranges = None  # the re-exported graph names its tensors otherwise: its own min/max
+            state["config"] = (None,)
+            return quantize_int8(sub, ranges=ranges)
 
-        # onnxruntime folds BatchNorm in its pre-processing and rounds the folded weights to
-        # nearest on the same symmetric per-channel grid: learned grid points come through as they are
-        assert ctx.calibration is not None  # the ladder runs on calibration data
-        module, report = learn_rounding(ctx.module, ctx.calibration[:64], budget_s=ctx.int8_effort)
-        state["changes"][LEARNED] = report.to_dict()
-        sub = dataclasses.replace(ctx, module=module, cache={})
-        ranges = state["ranges"].get(best())
-        if ranges and not set(ranges) <= set(onnx_activation_samples(_preprocessed(sub), x[:1])):
-            ranges = None  # the re-exported graph names its tensors otherwise: its own min/max
-        state["config"] = (None,)
-        return quantize_int8(sub, ranges=ranges)
+        return build
 
     def sites() -> list[Any]:
         found, state["order"] = cached_sites(ctx, x, levels=127)  # 8-bit weights: 127 steps a side
@@ -206,7 +204,7 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
     # Entropy gave MinMax's result to the digit on both real networks of benchmarks/int8_real.py
     steps: list[tuple[str, Any]] = [("min/max ranges", plain), ("percentile 99.99 ranges", ranged(99.99)),
                                     ("MSE-optimal ranges", ranged(None))]  # fmt: skip
-    steps.append((LEARNED, learned))
+    steps += [(LEARNED, learned(LEARNED)), (DISTILLED, learned(DISTILLED))]
     steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
 
     degenerate = degenerate_reference(ref)
@@ -214,8 +212,8 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
     def skip(step: str) -> str | None:
         if degenerate and step != steps[0][0]:
             return degenerate
-        if step == LEARNED and ctx.int8_effort <= 0:
-            return "--int8-effort 0: no learned repair"
+        if learned_skip(ctx, step):
+            return learned_skip(ctx, step)
         return fallback_skip(step, sites()) if step.startswith("float") else None
 
     model, attempts, skipped = search(steps, measure, skip)

@@ -147,6 +147,44 @@ def search(
     return built[best], attempts, skipped
 
 
+#: the learned repair rungs (edgekit.compress.rounding and .distill), after the cheap steps
+LEARNED = "learned rounding"
+DISTILLED = "distillation"
+
+
+def learned_module(ctx: Any, state: dict[str, Any], step: str) -> Any:
+    """The PyTorch model a learned rung converts: learned rounding on half of ``--int8-effort``;
+    distillation, from the learned-rounding model when that ran, on what is left, learning on the
+    calibration images past the check set (all of them when there are too few) and early-stopped
+    on the check set. What it did goes to ``state["changes"][step]``."""
+    import time
+
+    from edgekit.compress.distill import distill
+    from edgekit.compress.rounding import learn_rounding
+
+    assert ctx.calibration is not None  # the ladder runs on calibration data
+    x, _ = ctx.check_set()
+    started = time.perf_counter()
+    if step == LEARNED:
+        module, rounding = learn_rounding(ctx.module, x, budget_s=ctx.int8_effort / 2)
+        state["learned_module"], state["learned_seconds"] = module, time.perf_counter() - started
+        state["changes"][step] = rounding.to_dict()
+        return module
+    start_from = state.get("learned_module", ctx.module)
+    train = ctx.calibration[len(x) :] if len(ctx.calibration) >= len(x) + 32 else ctx.calibration
+    budget = max(0.0, ctx.int8_effort - state.get("learned_seconds", 0.0))
+    module, distilled = distill(start_from, train, x, budget_s=budget)
+    state["changes"][step] = distilled.to_dict()
+    return module
+
+
+def learned_skip(ctx: Any, step: str) -> str | None:
+    """Why a learned rung is not run, or None."""
+    if step in (LEARNED, DISTILLED) and ctx.int8_effort <= 0:
+        return "--int8-effort 0: no learned repair"
+    return None
+
+
 def degenerate_reference(reference: np.ndarray) -> str | None:
     """Why no repair step should be spent on this model, or None: a PyTorch reference that is the
     same for every check image (the model ignores its input) gives the search nothing to aim at;
@@ -330,31 +368,6 @@ def weight_sensitivity(
 
 
 #: percentiles the MSE search tries per tensor (100 = the sample's own min/max)
-MSE_PERCENTILES = (100.0, 99.999, 99.99, 99.95, 99.9, 99.5, 99.0)
-
-
-def quantization_mse(values: np.ndarray, lo: float, hi: float) -> float:
-    """Mean squared error of ``values`` rounded to 8 bits over ``[lo, hi]`` (clipping included)."""
-    scale = max(hi - lo, 1e-12) / 255.0
-    q = np.clip(np.round((values - lo) / scale), 0, 255) * scale + lo
-    return float(np.mean((q - values) ** 2))
-
-
-def activation_range(values: np.ndarray, percentile: float | None = None) -> tuple[float, float]:
-    """An 8-bit activation range for a tensor's sampled ``values`` (always containing 0): the
-    ``percentile``-th percentile at each end, or (``None``) whichever of :data:`MSE_PERCENTILES`
-    gives the least quantization error, rounding plus clipping, on the values themselves."""
-    best: tuple[float, float, float] | None = None
-    for p in MSE_PERCENTILES if percentile is None else (percentile,):
-        lo, hi = np.percentile(values, [100.0 - p, p])
-        lo, hi = float(min(lo, 0.0)), float(max(hi, 0.0))
-        err = quantization_mse(values, lo, hi) if percentile is None else 0.0
-        if best is None or err < best[0]:
-            best = (err, lo, hi)
-    assert best is not None
-    return best[1], best[2]
-
-
 def cached_sites(ctx: Any, x: np.ndarray, levels: int = 127) -> tuple[list[Site], list[str]]:
     """:func:`weight_sensitivity` of the context's model, once per export and weight precision
     (TFLite and 8-bit ONNX share it; ONNX's 7-bit weights round twice as coarsely)."""

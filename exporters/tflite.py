@@ -115,10 +115,6 @@ def static_int8(ctx: ExportContext, float_io: bool = True, label: str = "tflite_
     return _repaired_int8(ctx, float_io, label)
 
 
-#: the repair step that learns each weight's rounding (:mod:`edgekit.compress.rounding`)
-LEARNED = "learned rounding"
-
-
 def step_name(cle: bool) -> str:
     """The repair step that bias-corrects (after equalizing, with ``cle``) the PyTorch graph."""
     return "cross-layer equalization + bias correction" if cle else "bias correction"
@@ -126,6 +122,8 @@ def step_name(cle: bool) -> str:
 
 def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     from edgekit.exporters.repair import (
+        DISTILLED,
+        LEARNED,
         cached_sites,
         degenerate_reference,
         diagnose,
@@ -134,6 +132,8 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
         fallback_skip,
         int32_bias_overflow,
         layer_tensors,
+        learned_module,
+        learned_skip,
         localise,
         record,
         repair_aim,
@@ -207,19 +207,16 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
 
         return build
 
-    def learned() -> bytes:
-        from edgekit.compress.rounding import learn_rounding
+    def learned(step: str) -> Callable[[], bytes]:
+        def build() -> bytes:
+            # the converter folds BatchNorm and rounds the folded weights to nearest: weights
+            # already on the learned grid points come through unchanged (tests read them back)
+            learned_base = _convert(ctx, learned_module(ctx, state, step))
+            own = aeq.calibrate(learned_base, recipe, batches[:1], ctx.num_threads)
+            qsvs = aeq.transplant_ranges(best_ranges(), base, own, learned_base)
+            return aeq.quantize(learned_base, recipe, qsvs=qsvs)
 
-        # the converter folds BatchNorm and rounds the folded weights to nearest: weights already
-        # on the learned grid points come through unchanged (tests read them back)
-        assert ctx.calibration is not None  # the ladder runs on calibration data
-        module, report = learn_rounding(ctx.module, ctx.calibration[:64], budget_s=ctx.int8_effort)
-        state["changes"][LEARNED] = report.to_dict()
-        learned_base = _convert(ctx, module)
-        own = aeq.calibrate(learned_base, recipe, batches[:1], ctx.num_threads)
-        return aeq.quantize(
-            learned_base, recipe, qsvs=aeq.transplant_ranges(best_ranges(), base, own, learned_base)
-        )
+        return build
 
     def sites() -> list[Any]:
         if state["sites"] is None:
@@ -246,7 +243,8 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
 
     steps = [("min/max ranges", plain), ("percentile 99.99 ranges", ranges(99.99)),
              ("MSE-optimal ranges", ranges(None)), (step_name(False), corrected(False)),
-             (step_name(True), corrected(True)), (LEARNED, learned)]  # fmt: skip
+             (step_name(True), corrected(True)), (LEARNED, learned(LEARNED)),
+             (DISTILLED, learned(DISTILLED))]  # fmt: skip
     steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
 
     degenerate = degenerate_reference(ref)
@@ -254,8 +252,8 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     def skip(step: str) -> str | None:
         if degenerate and step != "min/max ranges":
             return degenerate
-        if step == LEARNED and ctx.int8_effort <= 0:
-            return "--int8-effort 0: no learned repair"
+        if learned_skip(ctx, step):
+            return learned_skip(ctx, step)
         if step.startswith("cross-layer"):
             pairs, before, after = equalization_gain(ctx, x)
             if not pairs:

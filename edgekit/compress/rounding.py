@@ -102,16 +102,20 @@ def _fake_quant(x: Any, lo: float, hi: float) -> Any:
     return (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale
 
 
-def _inputs(gm: Any, node_name: str, x: np.ndarray) -> Any:
-    """The value flowing into node ``node_name``'s first argument for every sample of ``x``."""
+def _tap(gm: Any, node_name: str, x: np.ndarray, ranges: dict[str, tuple[float, float]] | None) -> Any:
+    """The value flowing into node ``node_name``'s first argument for every sample of ``x``; with
+    ``ranges``, every conv/linear input on the way is first rounded to 8 bits over its range (as
+    the converted model computes them)."""
     import torch
 
     seen: list[Any] = []
 
     class Tap(torch.fx.Interpreter):
         def run_node(self, n: Any) -> Any:
+            arg = n.args[0] if n.args else None
+            if isinstance(arg, torch.fx.Node) and ranges is not None and n.name in ranges:
+                self.env[arg] = _fake_quant(self.env[arg], *ranges[n.name])
             if n.name == node_name:
-                arg = n.args[0]
                 seen.append(self.env[arg] if isinstance(arg, torch.fx.Node) else arg)
                 raise _Stop
             return super().run_node(n)
@@ -122,6 +126,55 @@ def _inputs(gm: Any, node_name: str, x: np.ndarray) -> Any:
             with contextlib.suppress(_Stop):  # the pass ends at the tapped node
                 tap.run(torch.from_numpy(np.ascontiguousarray(x[i : i + 1], dtype=np.float32)))
     return torch.cat([s.clone() for s in seen])
+
+
+def input_ranges(
+    gm: Any, names: list[str], x: np.ndarray, per_tensor: int = 20_000
+) -> dict[str, tuple[float, float]]:
+    """An MSE-optimal 8-bit range for the input of every named node, from a bounded random sample
+    of its values on ``x`` (the range steps of the repair choose theirs the same way)."""
+    import torch
+
+    from edgekit.compress.ranges import activation_range
+
+    wanted = set(names)
+    samples: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    rng = np.random.default_rng(0)
+
+    class Sampler(torch.fx.Interpreter):
+        def run_node(self, n: Any) -> Any:
+            if n.name in wanted and isinstance(n.args[0], torch.fx.Node):
+                flat = self.env[n.args[0]].reshape(-1).numpy()
+                take = max(1, per_tensor // len(x))
+                samples[n.name].append(flat[rng.integers(0, flat.size, min(take, flat.size))])
+            return super().run_node(n)
+
+    sampler = Sampler(gm)
+    with torch.no_grad():
+        for i in range(len(x)):
+            sampler.run(torch.from_numpy(np.ascontiguousarray(x[i : i + 1], dtype=np.float32)))
+    return {n: activation_range(np.concatenate(v), None) for n, v in samples.items() if v}
+
+
+def _pointwise(node: Any, groups: int, shape: tuple[int, ...]) -> bool:
+    """A layer that is a matrix product per pixel (linear; 1x1 conv, stride 1, no padding, one
+    group): its rows can be sampled across pixels and images, much cheaper than whole images."""
+    if "linear" in str(node.target):
+        return True
+    kernel = tuple(shape[2:])
+    given = list(node.args[3:6])
+    stride, padding, _ = (given + [(1, 1), (0, 0), (1, 1)][len(given) :])[:3]
+    return groups == 1 and kernel == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+
+
+def _matmul(out_channels: int) -> Callable[[Any, Any], Any]:
+    """A pointwise layer on rows: each row times the weight as an (out, in) matrix."""
+    return lambda xs, w: xs @ w.reshape(out_channels, -1).T
+
+
+def _rows(t: Any) -> Any:
+    """(N, C, H, W) or (N, C) values as (pixels, C) rows."""
+    return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]) if t.dim() == 4 else t.reshape(-1, t.shape[-1])
 
 
 class _Stop(Exception):
@@ -180,21 +233,31 @@ def _learn(
     most_steps = 0
     budget_hit = False
     generator = torch.Generator().manual_seed(0)
+    ranges = input_ranges(float_gm, list(units), x)
     for k, unit in enumerate(units.values()):
         if budget_s is not None and time.perf_counter() - start > budget_s:
             budget_hit = True
             break
         node = by_node[unit.node]
-        op = _op(node, unit.groups)
         w_float, gain = folded_weight(gm, unit)
         scale, scaled = int8_grid(w_float, levels)
         floor = torch.floor(scaled)
-        x_float = _inputs(float_gm, unit.node, x)
-        x_quant = _inputs(gm, unit.node, x)
-        lo, hi = float(x_float.min()), float(x_float.max())
-        x_quant = _fake_quant(x_quant, lo, hi)
+        x_float = _tap(float_gm, unit.node, x, None)
+        # the input as the INT8 model computes it: earlier layers rounded as learned, every layer
+        # input on the way (this one's included) rounded to 8 bits over its MSE-optimal range
+        x_quant = _tap(gm, unit.node, x, ranges)
+        op = _op(node, unit.groups)
         with torch.no_grad():
             target = op(x_float, w_float)
+        if _pointwise(
+            node, unit.groups, tuple(w_float.shape)
+        ):  # sample pixels: a step is a small matrix product
+            x_quant, target = _rows(x_quant), _rows(target)
+            op = _matmul(w_float.shape[0])
+            per_batch = 4096
+        else:
+            per_batch = batch
+        with torch.no_grad():
             power = float(target.pow(2).mean()) or 1.0
             nearest = torch.clamp(torch.round(scaled), -levels, levels)
             err_near.append(float((op(x_quant, nearest * scale) - target).pow(2).mean()) / power)
@@ -207,19 +270,20 @@ def _learn(
         v = -torch.log((_ZETA - _GAMMA) / (rest.clamp(0.01, 0.99) - _GAMMA) - 1)
         v = torch.where(rest == 0, torch.full_like(v, -6.0), v).requires_grad_(True)
         opt = torch.optim.Adam([v], lr=1e-2)
+        n = min(per_batch, len(x_quant))
         steps = iterations
         if budget_s is not None:
             share = (budget_s - (time.perf_counter() - start)) / (len(units) - k)
             probe = time.perf_counter()
             with torch.no_grad():
-                op(x_quant[: min(batch, len(x_quant))], w_float)
+                op(x_quant[:n], w_float)
             # forward + backward ~ 3 forwards, plus the optimizer
-            per_step = 4 * (time.perf_counter() - probe) + 1e-4
+            per_step = 4 * (time.perf_counter() - probe) + 2e-4
             steps = max(50, min(iterations, int(share / per_step)))
         warm = steps // 5
         with torch.enable_grad():
             for it in range(steps):
-                idx = torch.randint(0, len(x_quant), (min(batch, len(x_quant)),), generator=generator)
+                idx = torch.randint(0, len(x_quant), (n,), generator=generator)
                 h = _rectified(v)
                 soft = torch.clamp(floor + h, -levels, levels) * scale
                 loss = (op(x_quant[idx], soft) - target[idx]).pow(2).mean() / unit_err

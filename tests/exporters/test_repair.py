@@ -33,9 +33,8 @@ class PooledNet(torch.nn.Module):
 
 class SharedChannelNet(torch.nn.Module):
     """The class signal rides on small conv weights that share an output channel with one large
-    weight: per-channel INT8 rounds the small ones to zero, whatever the activation ranges, and at
-    0.08 of a step each even the best choice of up or down (learned rounding) misses by a third
-    of a step per channel."""
+    weight: per-channel INT8 rounds the small ones to zero, whatever the activation ranges, with
+    nothing in front to trade scale with."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,7 +43,7 @@ class SharedChannelNet(torch.nn.Module):
         with torch.no_grad():
             self.conv.weight.zero_()
             self.conv.weight[:, 0, 1, 1] = 20.0
-            self.conv.weight[:, 1] = 0.012
+            self.conv.weight[:, 1] = 0.05
             self.fc.weight.fill_(1.0)
             self.fc.bias.zero_()
 
@@ -76,9 +75,11 @@ def _groups(n: int, channel: int) -> np.ndarray:
     return x
 
 
-def _repair(module: torch.nn.Module, calibration: np.ndarray) -> dict[str, Any]:
+def _repair(module: torch.nn.Module, calibration: np.ndarray, effort: float = 0.0) -> dict[str, Any]:
+    """The TFLite repair record; ``effort`` 0 (the default here) skips the learned rungs, which
+    tests/edgekit/compress/test_rounding.py runs where they are the fix."""
     ctx = ExportContext(module=module.eval(), input_spec=InputSpec(shape=(1, 3, 32, 32)),
-                        calibration=calibration, int8_target=TARGET)  # fmt: skip
+                        calibration=calibration, int8_target=TARGET, int8_effort=effort)  # fmt: skip
     static_int8(ctx)
     record: dict[str, Any] = ctx.cache["repair:tflite_int8"]
     return record
@@ -104,7 +105,6 @@ def test_float_fallback_fixes_what_no_range_can() -> None:
         by_step[s]["flips"] > 10
         for s in ("min/max ranges", "percentile 99.99 ranges", "MSE-optimal ranges", "bias correction")
     )
-    assert not by_step["learned rounding"]["passed"] and by_step["learned rounding"]["sqnr_db"] < 25
     assert record["chosen"] == "float fallback of 1 layer site" and record["passed"]
     assert record["offenders"][0]["layer"] == "conv" and record["offenders"][0]["op"] == "Conv2d"
 
@@ -182,11 +182,11 @@ def arm64() -> Iterator[Any]:
         yield worker
 
 
-def _onnx_repair(module: torch.nn.Module, x: np.ndarray, arm64: Any) -> dict[str, Any]:
+def _onnx_repair(module: torch.nn.Module, x: np.ndarray, arm64: Any, effort: float = 0.0) -> dict[str, Any]:
     from edgekit.exporters import get_variant
 
     ctx = ExportContext(module=module.eval(), input_spec=InputSpec(shape=(1, 3, 32, 32)), calibration=x,
-                        int8_target=TARGET, target=arm64)  # fmt: skip
+                        int8_target=TARGET, target=arm64, int8_effort=effort)  # fmt: skip
     get_variant("onnx_int8").build(ctx)
     record: dict[str, Any] = ctx.cache["repair:onnx_int8"]
     return record
@@ -265,7 +265,7 @@ def test_mse_ranges_pick_a_clip_with_less_error_than_min_max_or_a_fixed_percenti
     much of it; the MSE choice lies between and beats both (measured: 6.5e-4 vs 8.3e-4, 8.7e-4).
     Far outliers are another matter: clipping three values of 80 in 200,000 costs more squared
     error than it saves, so MSE keeps them and percentile ranges are the step that helps there."""
-    from edgekit.exporters.repair import activation_range, quantization_mse
+    from edgekit.compress.ranges import activation_range, quantization_mse
 
     values = np.random.default_rng(0).laplace(0.0, 1.0, 200_000).astype(np.float32)
     lo, hi = activation_range(values)

@@ -10,7 +10,7 @@ import torch
 
 from edgekit.compress.equalize import find_units, folded_weight
 from edgekit.compress.rounding import int8_grid, learn_rounding
-from tests.exporters.test_repair import _groups, _repair
+from tests.exporters.test_repair import _groups, _onnx_repair, _repair
 
 
 class RoundingNet(torch.nn.Module):
@@ -37,7 +37,7 @@ class RoundingNet(torch.nn.Module):
 
 
 def test_learned_rounding_fixes_what_nearest_rounding_breaks() -> None:
-    record = _repair(RoundingNet(), _groups(64, 1))
+    record = _repair(RoundingNet(), _groups(64, 1), effort=120)
     by_step = {a["step"]: a for a in record["attempts"]}
     for step in ("min/max ranges", "MSE-optimal ranges", "bias correction"):
         assert by_step[step]["sqnr_db"] < 15 and not by_step[step]["passed"], step
@@ -120,3 +120,28 @@ def test_onnxruntime_keeps_the_learned_integers_exactly() -> None:
     assert set(weights) >= set(want) and len(want) >= 4
     for name, learned in want.items():
         assert np.array_equal(weights[name].astype(np.int32), learned), name
+
+
+def test_the_onnx_ladder_learns_the_rounding_too() -> None:
+    """The same net through the ONNX ladder (judged on the host's onnxruntime here)."""
+    record = _onnx_repair(RoundingNet(), _groups(64, 1), None, effort=120)
+    by_step = {a["step"]: a for a in record["attempts"]}
+    assert not by_step["MSE-optimal ranges"]["passed"] and by_step["MSE-optimal ranges"]["sqnr_db"] < 15
+    assert record["chosen"] == "learned rounding" and record["passed"], record["attempts"]
+
+
+def test_distillation_lifts_the_simulated_int8_student_within_a_test_budget() -> None:
+    """The float model teaches its INT8-simulating copy on calibration images; the check images
+    early-stop it; the weights come back on the converters' grid."""
+    import time
+
+    from edgekit.compress.distill import distill
+    from tests.models import build_tiny
+
+    x = np.random.default_rng(0).standard_normal((48, 3, 32, 32)).astype(np.float32)
+    started = time.perf_counter()
+    gm, report = distill(build_tiny().eval(), x[:32], x[32:], steps=200, budget_s=20.0)
+    assert time.perf_counter() - started < 40 and report.steps <= 200
+    assert report.sqnr_after_db > report.sqnr_before_db + 3, report
+    assert 0 < report.best_step <= report.steps
+    _learned_integers(gm)  # asserts every conv/linear weight sits on its INT8 grid point
