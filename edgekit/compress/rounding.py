@@ -15,9 +15,11 @@ integer either way, so the converter's scale is the one learned against. Tests r
 converted INT8 weights back and compare.
 
 Layers are taken in graph order. Each one learns against the float model's layer output while
-its input comes from the model with every earlier layer already rounded and its input rounded to
-8 bits per tensor over the calibration range (asymmetric, as the converters quantize
-activations): error accumulated upstream is corrected where it lands (as in BRECQ and QDrop).
+its input comes from the model as INT8 will compute it: every earlier layer already rounded as
+learned and every conv/linear input on the way rounded to 8 bits per tensor (asymmetric, as the
+converters quantize activations) over an MSE-optimal range chosen as the repair's range steps
+choose theirs. Error accumulated upstream is corrected where it lands (as in BRECQ and QDrop).
+Pointwise layers (linear, 1x1 convs) learn on sampled pixels, others on sampled images.
 """
 
 from __future__ import annotations
@@ -249,9 +251,8 @@ def _learn(
         op = _op(node, unit.groups)
         with torch.no_grad():
             target = op(x_float, w_float)
-        if _pointwise(
-            node, unit.groups, tuple(w_float.shape)
-        ):  # sample pixels: a step is a small matrix product
+        if _pointwise(node, unit.groups, tuple(w_float.shape)):
+            # sample pixels: a step is then a small matrix product, not a whole-image conv
             x_quant, target = _rows(x_quant), _rows(target)
             op = _matmul(w_float.shape[0])
             per_batch = 4096
