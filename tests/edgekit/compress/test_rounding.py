@@ -37,7 +37,7 @@ class RoundingNet(torch.nn.Module):
 
 
 def test_learned_rounding_fixes_what_nearest_rounding_breaks() -> None:
-    record = _repair(RoundingNet(), _groups(64, 1), effort=120)
+    record = _repair(RoundingNet(), _groups(64, 1), effort=600)
     by_step = {a["step"]: a for a in record["attempts"]}
     for step in ("min/max ranges", "MSE-optimal ranges", "bias correction"):
         assert by_step[step]["sqnr_db"] < 15 and not by_step[step]["passed"], step
@@ -124,7 +124,7 @@ def test_onnxruntime_keeps_the_learned_integers_exactly() -> None:
 
 def test_the_onnx_ladder_learns_the_rounding_too() -> None:
     """The same net through the ONNX ladder (judged on the host's onnxruntime here)."""
-    record = _onnx_repair(RoundingNet(), _groups(64, 1), None, effort=120)
+    record = _onnx_repair(RoundingNet(), _groups(64, 1), None, effort=600)
     by_step = {a["step"]: a for a in record["attempts"]}
     assert not by_step["MSE-optimal ranges"]["passed"] and by_step["MSE-optimal ranges"]["sqnr_db"] < 15
     assert record["chosen"] == "learned rounding" and record["passed"], record["attempts"]
