@@ -367,7 +367,6 @@ def weight_sensitivity(
     return sorted(sites, key=lambda s: s.sqnr_db)[:top], order
 
 
-#: percentiles the MSE search tries per tensor (100 = the sample's own min/max)
 def cached_sites(ctx: Any, x: np.ndarray, levels: int = 127) -> tuple[list[Site], list[str]]:
     """:func:`weight_sensitivity` of the context's model, once per export and weight precision
     (TFLite and 8-bit ONNX share it; ONNX's 7-bit weights round twice as coarsely)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: the percentiles an MSE-optimal range chooses among (100: min/max)
+#: the percentiles the MSE search tries per tensor (100: the sample's own min/max)
 MSE_PERCENTILES = (100.0, 99.999, 99.99, 99.95, 99.9, 99.5, 99.0)
 
 
