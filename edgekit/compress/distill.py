@@ -57,20 +57,12 @@ def _quant_weight(w: Any, gain: Any, levels: int) -> Any:
     return q * scale.reshape(shape) / gain.reshape(shape)
 
 
-def _quant_act(x: Any, lo: float, hi: float) -> Any:
-    import torch
-
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
-    scale = max(hi - lo, 1e-12) / 255.0
-    zero = round(-lo / scale)
-    return (torch.clamp(_round_ste(x / scale) + zero, 0, 255) - zero) * scale
-
-
 def _student(gm: Any, units: dict[str, Any], ranges: dict[str, tuple[float, float]], levels: int) -> Any:
     """An interpreter running ``gm`` as the INT8 model computes it (rounding straight-through)."""
     import torch
 
     from edgekit.compress.equalize import folded_weight
+    from edgekit.compress.rounding import fake_quant
 
     class Student(torch.fx.Interpreter):
         def run_node(self, n: Any) -> Any:
@@ -78,7 +70,7 @@ def _student(gm: Any, units: dict[str, Any], ranges: dict[str, tuple[float, floa
                 unit = units[n.name]
                 arg = n.args[0]
                 if isinstance(arg, torch.fx.Node) and n.name in ranges:
-                    self.env[arg] = _quant_act(self.env[arg], *ranges[n.name])
+                    self.env[arg] = fake_quant(self.env[arg], *ranges[n.name], straight_through=True)
                 w_node = n.args[1]
                 _, gain = folded_weight(gm, unit)
                 self.env[w_node] = _quant_weight(self.env[w_node], gain.detach(), levels)
@@ -92,11 +84,6 @@ def _outputs(run: Callable[[Any], Any], x: np.ndarray) -> Any:
 
     outs = [run(torch.from_numpy(np.ascontiguousarray(x[i : i + 1]))) for i in range(len(x))]
     return torch.cat([(o[0] if isinstance(o, (tuple, list)) else o).reshape(1, -1) for o in outs])
-
-
-def _sqnr(ref: Any, out: Any) -> float:
-    noise = float((out - ref).pow(2).sum())
-    return float("inf") if noise == 0 else 10 * float(np.log10(float(ref.pow(2).sum()) / noise))
 
 
 def distill(
@@ -141,8 +128,9 @@ def _distill(
 ) -> tuple[Any, DistillReport]:
     import torch
 
-    from edgekit.compress.equalize import find_units, folded_weight, param
-    from edgekit.compress.rounding import input_ranges, int8_grid
+    from edgekit.compress.equalize import find_units, folded_weight
+    from edgekit.compress.rounding import input_ranges, int8_grid, place_on_grid
+    from edgekit.parity import sqnr_db
 
     start = time.perf_counter()
     x = np.ascontiguousarray(calibration, dtype=np.float32)
@@ -162,7 +150,7 @@ def _distill(
         p.requires_grad_(True)
     opt = torch.optim.Adam(trainable, lr=lr)
     with torch.no_grad():
-        before = best = _sqnr(target_check, _outputs(student.run, x_check))
+        before = best = sqnr_db(target_check.numpy(), _outputs(student.run, x_check).numpy())
     best_state, best_step, taken, budget_hit = copy.deepcopy(gm.state_dict()), 0, 0, False
     generator = torch.Generator().manual_seed(0)
     power = float(target.pow(2).mean()) or 1.0
@@ -185,7 +173,7 @@ def _distill(
         taken = step
         if step % every == 0 or step == steps:
             with torch.no_grad():
-                now = _sqnr(target_check, _outputs(student.run, x_check))
+                now = sqnr_db(target_check.numpy(), _outputs(student.run, x_check).numpy())
             if now > best:
                 best, best_step, best_state = now, step, copy.deepcopy(gm.state_dict())
             if progress:
@@ -199,8 +187,6 @@ def _distill(
         for unit in units.values():
             folded, gain = folded_weight(gm, unit)
             scale, scaled = int8_grid(folded, levels)
-            q = torch.clamp(torch.round(scaled), -levels, levels)
-            w = param(gm, unit.weight)
-            w.copy_(q * scale / gain.reshape(-1, *([1] * (w.dim() - 1))))
+            place_on_grid(gm, unit, torch.clamp(torch.round(scaled), -levels, levels), scale, gain)
     report = DistillReport(taken, best_step, before, best, time.perf_counter() - start, budget_hit)
     return gm, report

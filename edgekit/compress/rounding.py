@@ -94,14 +94,26 @@ def _op(node: Any, groups: int) -> Callable[[Any, Any], Any]:
     return lambda x, w: F.linear(x, w)
 
 
-def _fake_quant(x: Any, lo: float, hi: float) -> Any:
-    """Per-tensor asymmetric 8-bit rounding over [lo, hi] (the range includes zero)."""
+def fake_quant(x: Any, lo: float, hi: float, straight_through: bool = False) -> Any:
+    """Per-tensor asymmetric 8-bit rounding over [lo, hi] (the range includes zero); with
+    ``straight_through`` the rounding passes gradients through unchanged (distillation)."""
     import torch
 
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     scale = max(hi - lo, 1e-12) / 255.0
     zero = round(-lo / scale)
-    return (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale
+    y = x / scale
+    rounded = y + (y.round() - y).detach() if straight_through else torch.round(y)
+    return (torch.clamp(rounded + zero, 0, 255) - zero) * scale
+
+
+def place_on_grid(gm: Any, unit: Any, q: Any, scale: Any, gain: Any) -> None:
+    """Write integers ``q`` of the grid ``scale`` back as ``unit``'s weight, divided by the
+    BatchNorm gain the converter folds back in, so the converter's rounding lands on ``q``."""
+    from edgekit.compress.equalize import param
+
+    w = param(gm, unit.weight)
+    w.copy_(q * scale / gain.reshape(-1, *([1] * (w.dim() - 1))))
 
 
 def _tap(gm: Any, node_name: str, x: np.ndarray, ranges: dict[str, tuple[float, float]] | None) -> Any:
@@ -116,7 +128,7 @@ def _tap(gm: Any, node_name: str, x: np.ndarray, ranges: dict[str, tuple[float, 
         def run_node(self, n: Any) -> Any:
             arg = n.args[0] if n.args else None
             if isinstance(arg, torch.fx.Node) and ranges is not None and n.name in ranges:
-                self.env[arg] = _fake_quant(self.env[arg], *ranges[n.name])
+                self.env[arg] = fake_quant(self.env[arg], *ranges[n.name])
             if n.name == node_name:
                 seen.append(self.env[arg] if isinstance(arg, torch.fx.Node) else arg)
                 raise _Stop
@@ -260,7 +272,7 @@ def _learn(
 ) -> tuple[Any, RoundingReport]:
     import torch
 
-    from edgekit.compress.equalize import find_units, folded_weight, param
+    from edgekit.compress.equalize import find_units, folded_weight
 
     start = time.perf_counter()
     x = np.ascontiguousarray(calibration, dtype=np.float32)
@@ -352,8 +364,7 @@ def _learn(
             err_learned.append(err)
             total += q.numel()
             flipped += int((q != nearest).sum())
-            w = param(gm, unit.weight)
-            w.copy_(learned / gain.reshape(-1, *([1] * (w.dim() - 1))))
+            place_on_grid(gm, unit, q, scale, gain)
         done += 1
         most_steps = max(most_steps, steps)
         if progress:
