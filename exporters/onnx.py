@@ -16,6 +16,7 @@ ranges come from edgekit's own bounded sample of each tensor, as ``TensorQuantOv
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -104,8 +105,11 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
         return quantize_int8(ctx)
     from edgekit.compress.ranges import activation_range
     from edgekit.exporters.repair import (
+        ACT_EQUALIZED,
         DISTILLED,
         LEARNED,
+        activation_equalized,
+        activation_skip,
         cached_sites,
         degenerate_reference,
         diagnose,
@@ -142,6 +146,10 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
         if state["config"] is not None:
             state["scored"].append((r.sqnr_db, state["config"]))
             state["config"] = None
+        if state.get("equalized") is not None:  # the learned rungs start from it if it did better
+            module, ranges = state.pop("equalized")
+            if r.sqnr_db > max((s for s, _ in state["scored"]), default=float("-inf")):
+                state["learn_from"], state["learn_ranges"] = module, ranges
         return r.flips, r.samples, r.sqnr_db, r.passed
 
     def best() -> str | None:
@@ -164,14 +172,23 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
 
         return build
 
+    def act_equalized() -> bytes:
+        module, changes = activation_equalized(ctx)
+        state["changes"][ACT_EQUALIZED] = changes
+        # the rescaled channels move the activation ranges: sample the rescaled model's own
+        sub = dataclasses.replace(ctx, module=module, cache={})
+        ranges = {
+            n: activation_range(v, None) for n, v in onnx_activation_samples(_preprocessed(sub), x).items()
+        }
+        state["equalized"] = (module, ranges)
+        return quantize_int8(sub, ranges=ranges)
+
     def learned(step: str) -> Any:
         def build() -> bytes:
-            import dataclasses
-
             # onnxruntime folds BatchNorm in its pre-processing and rounds the folded weights to
             # nearest on the same symmetric per-channel grid: learned grid points come through
             sub = dataclasses.replace(ctx, module=learned_module(ctx, state, step), cache={})
-            ranges = state["ranges"].get(best())
+            ranges = state.get("learn_ranges") or state["ranges"].get(best())
             if ranges and not set(ranges) <= set(onnx_activation_samples(_preprocessed(sub), x[:1])):
                 ranges = None  # the re-exported graph names its tensors otherwise: its own min/max
             state["config"] = (None,)
@@ -204,7 +221,7 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
     # Entropy gave MinMax's result to the digit on both real networks of benchmarks/int8_real.py
     steps: list[tuple[str, Any]] = [("min/max ranges", plain), ("percentile 99.99 ranges", ranged(99.99)),
                                     ("MSE-optimal ranges", ranged(None))]  # fmt: skip
-    steps += [(LEARNED, learned(LEARNED)), (DISTILLED, learned(DISTILLED))]
+    steps += [(ACT_EQUALIZED, act_equalized), (LEARNED, learned(LEARNED)), (DISTILLED, learned(DISTILLED))]
     steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
 
     degenerate = degenerate_reference(ref)
@@ -212,8 +229,8 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
     def skip(step: str) -> str | None:
         if degenerate and step != steps[0][0]:
             return degenerate
-        if learned_skip(ctx, step):
-            return learned_skip(ctx, step)
+        if learned_skip(ctx, step) or activation_skip(ctx, step):
+            return learned_skip(ctx, step) or activation_skip(ctx, step)
         return fallback_skip(step, sites()) if step.startswith("float") else None
 
     model, attempts, skipped = search(steps, measure, skip)

@@ -150,6 +150,31 @@ def search(
 #: the learned repair rungs (edgekit.compress.rounding and .distill), after the cheap steps
 LEARNED = "learned rounding"
 DISTILLED = "distillation"
+#: the data-aware rescaling of edgekit.compress.equalize.activation_equalize, before them
+ACT_EQUALIZED = "activation equalization"
+
+
+def activation_equalized(ctx: Any) -> tuple[Any, dict[str, Any]]:
+    """(the PyTorch model with :func:`~edgekit.compress.equalize.activation_equalize` applied on
+    up to 256 calibration images, what it changed), once per export."""
+    if "activation_equalized" not in ctx.cache:
+        import torch
+
+        from edgekit.compress.equalize import activation_equalize, equalize, find_units
+
+        assert ctx.calibration is not None  # the ladder runs on calibration data
+        with torch.inference_mode(False):
+            module, _ = equalize(ctx.module, ctx.sample_input(), cle=False, bias_correction=False)
+            pairs = activation_equalize(module, find_units(module), ctx.calibration[:256])
+        ctx.cache["activation_equalized"] = (module, {"rescaled_pairs": len(pairs)})
+    return ctx.cache["activation_equalized"]  # type: ignore[no-any-return]
+
+
+def activation_skip(ctx: Any, step: str) -> str | None:
+    """Why the activation equalization rung is not run, or None."""
+    if step == ACT_EQUALIZED and not activation_equalized(ctx)[1]["rescaled_pairs"]:
+        return "no layer output has channels far below its shared 8-bit range"
+    return None
 
 
 def learned_module(ctx: Any, state: dict[str, Any], step: str) -> Any:
@@ -165,12 +190,14 @@ def learned_module(ctx: Any, state: dict[str, Any], step: str) -> Any:
     assert ctx.calibration is not None  # the ladder runs on calibration data
     x, _ = ctx.check_set()
     started = time.perf_counter()
+    # from the activation-equalized model when that measured better than the best ranges alone
+    start = state.get("learn_from", ctx.module)
     if step == LEARNED:
-        module, rounding = learn_rounding(ctx.module, x, budget_s=ctx.int8_effort / 2)
+        module, rounding = learn_rounding(start, x, budget_s=ctx.int8_effort / 2)
         state["learned_module"], state["learned_seconds"] = module, time.perf_counter() - started
         state["changes"][step] = rounding.to_dict()
         return module
-    start_from = state.get("learned_module", ctx.module)
+    start_from = state.get("learned_module", start)
     train = ctx.calibration[len(x) :] if len(ctx.calibration) >= len(x) + 32 else ctx.calibration
     budget = max(0.0, ctx.int8_effort - state.get("learned_seconds", 0.0))
     module, distilled = distill(start_from, train, x, budget_s=budget)

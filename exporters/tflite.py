@@ -122,8 +122,11 @@ def step_name(cle: bool) -> str:
 
 def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     from edgekit.exporters.repair import (
+        ACT_EQUALIZED,
         DISTILLED,
         LEARNED,
+        activation_equalized,
+        activation_skip,
         cached_sites,
         degenerate_reference,
         diagnose,
@@ -161,6 +164,10 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
         if state["pending"] is not None:
             state["ranges"].append((r.sqnr_db, state["pending"]))
             state["pending"] = None
+        if state.get("equalized") is not None:  # the learned rungs start from it if it did better
+            module, eq_base, qsvs = state.pop("equalized")
+            if r.sqnr_db > max((s for s, _ in state["ranges"]), default=float("-inf")):
+                state["learn_from"], state["learn_ranges"] = module, (qsvs, eq_base)
         return r.flips, r.samples, r.sqnr_db, r.passed
 
     def best_ranges() -> Any:
@@ -207,13 +214,24 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
 
         return build
 
+    def act_equalized() -> bytes:
+        module, changes = activation_equalized(ctx)
+        state["changes"][ACT_EQUALIZED] = changes
+        # the rescaled channels move the activation ranges: calibrate the rescaled float model
+        eq_base = _convert(ctx, module)
+        eq_minmax = aeq.calibrate(eq_base, recipe, batches, ctx.num_threads)
+        qsvs = aeq.narrowed_qsvs(eq_minmax, aeq.activation_samples(eq_base, eq_minmax, batches[:64]), None)
+        state["equalized"] = (module, eq_base, qsvs)
+        return aeq.quantize(eq_base, recipe, qsvs=qsvs)
+
     def learned(step: str) -> Callable[[], bytes]:
         def build() -> bytes:
             # the converter folds BatchNorm and rounds the folded weights to nearest: weights
             # already on the learned grid points come through unchanged (tests read them back)
             learned_base = _convert(ctx, learned_module(ctx, state, step))
             own = aeq.calibrate(learned_base, recipe, batches[:1], ctx.num_threads)
-            qsvs = aeq.transplant_ranges(best_ranges(), base, own, learned_base)
+            src_qsvs, src = state.get("learn_ranges", (best_ranges(), base))
+            qsvs = aeq.transplant_ranges(src_qsvs, src, own, learned_base)
             return aeq.quantize(learned_base, recipe, qsvs=qsvs)
 
         return build
@@ -243,7 +261,7 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
 
     steps = [("min/max ranges", plain), ("percentile 99.99 ranges", ranges(99.99)),
              ("MSE-optimal ranges", ranges(None)), (step_name(False), corrected(False)),
-             (step_name(True), corrected(True)), (LEARNED, learned(LEARNED)),
+             (step_name(True), corrected(True)), (ACT_EQUALIZED, act_equalized), (LEARNED, learned(LEARNED)),
              (DISTILLED, learned(DISTILLED))]  # fmt: skip
     steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
 
@@ -252,8 +270,8 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     def skip(step: str) -> str | None:
         if degenerate and step != "min/max ranges":
             return degenerate
-        if learned_skip(ctx, step):
-            return learned_skip(ctx, step)
+        if learned_skip(ctx, step) or activation_skip(ctx, step):
+            return learned_skip(ctx, step) or activation_skip(ctx, step)
         if step.startswith("cross-layer"):
             pairs, before, after = equalization_gain(ctx, x)
             if not pairs:

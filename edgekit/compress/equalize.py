@@ -35,6 +35,7 @@ _CONV = "aten.conv2d.default"
 _LINEAR = "aten.linear.default"
 _BN = "aten.batch_norm.default"
 _HOMOGENEOUS = ("aten.relu.default", "aten.relu_.default")
+_CLIPPED = ("aten.hardtanh.default", "aten.hardtanh_.default")
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,27 @@ def folded_weight(gm: Any, u: Unit) -> tuple[Any, Any]:
     return w * gain.reshape(-1, *([1] * (w.dim() - 1))), gain
 
 
-def _pairs(gm: Any, units: dict[str, Unit]) -> tuple[list[tuple[Unit, Unit]], int]:
+def _relu6(node: Any) -> bool:
+    if str(node.target) in ("aten.relu6.default", "aten.relu6_.default"):
+        return True
+    return str(node.target) in _CLIPPED and tuple(node.args[1:3]) == (0.0, 6.0)
+
+
+def _pairs(
+    gm: Any, units: dict[str, Unit], bounded: bool = False
+) -> tuple[list[tuple[Unit, Unit, float]], int]:
+    """(A, B, the activation's upper bound between them) for every A -> [BatchNorm] -> [ReLU |
+    nothing] -> B, and with ``bounded`` also across ReLU6 (bound 6.0; else infinity)."""
     by_node = {n.name: n for n in gm.graph.nodes}
     pairs, skipped = [], 0
     for u in units.values():
         node = by_node[u.out]
         users = list(node.users)
+        bound = float("inf")
         if len(users) == 1 and str(users[0].target) in _HOMOGENEOUS:
             node, users = users[0], list(users[0].users)
+        elif bounded and len(users) == 1 and _relu6(users[0]):
+            node, users, bound = users[0], list(users[0].users), 6.0
         if len(users) != 1 or users[0].name not in units:
             continue
         b = units[users[0].name]
@@ -129,7 +143,7 @@ def _pairs(gm: Any, units: dict[str, Unit]) -> tuple[list[tuple[Unit, Unit]], in
         if str(by_node[b.node].target) == _LINEAR and str(by_node[u.node].target) == _CONV:
             ok = False  # a flatten sits between; channels no longer line up one to one
         if ok and u.groups in (1, channels):
-            pairs.append((u, b))
+            pairs.append((u, b, bound))
         else:
             skipped += 1
     return pairs, skipped
@@ -170,7 +184,7 @@ def cross_layer_equalize(
 
     pairs, skipped = _pairs(gm, units)
     for _ in range(rounds):
-        for a, b in pairs:
+        for a, b, _ in pairs:
             wa, _ = folded_weight(gm, a)
             wb, _ = folded_weight(gm, b)
             r_a = wa.abs().reshape(wa.shape[0], -1).amax(dim=1)
@@ -183,7 +197,75 @@ def cross_layer_equalize(
             s = torch.where((r_a > 1e-12) & (r_b > 1e-12), s, torch.ones_like(s)).clamp(1e-4, 1e4)
             _scale_output(gm, a, s)
             _scale_input(gm, b, s)
-    return [(a.node, b.node) for a, b in pairs], skipped
+    return [(a.node, b.node) for a, b, _ in pairs], skipped
+
+
+def _input_extents(gm: Any, names: set[str], x: np.ndarray) -> dict[str, tuple[Any, float]]:
+    """For every named unit: (per-channel max |input| on ``x``, the input's 99.99th percentile of
+    |value| over a bounded sample), in one pass."""
+    import torch
+
+    peaks: dict[str, Any] = {}
+    samples: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    rng = np.random.default_rng(0)
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, n: Any) -> Any:
+            if n.name in names and isinstance(n.args[0], torch.fx.Node):
+                v = self.env[n.args[0]].abs()
+                channel = v.amax(dim=tuple(d for d in range(v.dim()) if d != 1)) if v.dim() > 2 else v.amax(0)
+                peaks[n.name] = torch.maximum(peaks[n.name], channel) if n.name in peaks else channel
+                flat = v.reshape(-1).numpy()
+                samples[n.name].append(flat[rng.integers(0, flat.size, min(flat.size, 20_000 // len(x) + 1))])
+            return super().run_node(n)
+
+    recorder = Recorder(gm)
+    with torch.no_grad():
+        for i in range(len(x)):
+            recorder.run(torch.from_numpy(np.ascontiguousarray(x[i : i + 1], dtype=np.float32)))
+    return {n: (peaks[n], float(np.percentile(np.concatenate(samples[n]), 99.99))) for n in peaks}
+
+
+def activation_equalize(
+    gm: Any, units: dict[str, Unit], x: np.ndarray, headroom: float = 4.0, max_scale: float = 64.0
+) -> list[tuple[str, str]]:
+    """Scale up, in place, the channels of a layer's output whose values sit far below the
+    tensor's range, and scale the next layer's input weights down by as much; returns the pairs.
+
+    One 8-bit range is shared by all channels of an activation, so a channel living at 1/50 of
+    that range is rounded to a handful of levels; when the next layer amplifies it (MobileNetV2's
+    first depthwise conv has BatchNorm gains up to 1900 on such channels) that rounding dominates
+    the model's INT8 error. For ``A -> [BatchNorm] -> [ReLU | ReLU6 | nothing] -> B`` channel
+    ``c`` of A is multiplied by ``k_c >= 1`` (so its peak on ``x`` nears the tensor's 99.99th
+    percentile) and B's input channel ``c`` divided by it. Exact in float for ReLU and nothing;
+    across ReLU6 ``k_c`` is capped so the channel stays ``headroom`` times below the clip at 6 on
+    ``x`` (an input pushing it past that would now clip earlier: the float output changes there,
+    which parity measures). A depthwise B keeps its per-channel INT8 precision; a full conv B
+    loses precision on the shrunk input column, so there ``k_c`` is the square root (the two
+    rounding errors balanced, as SmoothQuant's migration strength 0.5).
+    """
+    import torch
+
+    pairs, _ = _pairs(gm, units, bounded=True)
+    extents = _input_extents(gm, {b.node for _, b, _ in pairs}, x)
+    touched = []
+    for a, b, bound in pairs:
+        if b.node not in extents:
+            continue
+        peak, target = extents[b.node]
+        live = peak > 1e-6 * max(target, 1e-12)
+        k = (target / peak.clamp_min(1e-12)).clamp(1.0, max_scale)
+        if b.groups == 1:
+            k = k.sqrt()
+        if bound < float("inf"):
+            k = torch.minimum(k, bound / (headroom * peak.clamp_min(1e-12))).clamp_min(1.0)
+        k = torch.where(live, k, torch.ones_like(k))
+        if float(k.max()) <= 1.0 + 1e-6:
+            continue
+        _scale_output(gm, a, 1.0 / k)
+        _scale_input(gm, b, 1.0 / k)
+        touched.append((a.node, b.node))
+    return touched
 
 
 def int8_rounding_error(w: Any, levels: int = 127) -> Any:

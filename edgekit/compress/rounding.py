@@ -1,25 +1,34 @@
-"""Learned rounding of INT8 weights (AdaRound) on a PyTorch graph, before conversion.
+"""Learned rounding of INT8 weights on a PyTorch graph, before conversion.
 
-Nagel et al., "Up or Down? Adaptive Rounding for Post-Training Quantization" (ICML 2020): instead
-of rounding every weight to the nearest INT8 grid point, learn per weight whether it rounds up or
-down so that the layer's output on calibration inputs matches the float layer's. Needs only
-unlabelled calibration images.
+Instead of rounding every weight to the nearest INT8 grid point, choose its integer so that the
+layer's output on calibration inputs matches the float layer's. Needs only unlabelled
+calibration images. Two solvers:
+
+- ``gptq`` (the default): Frantar et al., "GPTQ" (ICLR 2023), on the Gram matrix of the layer's
+  input vectors: weights rounded one input at a time, each rounding error pushed onto the inputs
+  not yet rounded. Closed form, one pass over the network (MobileNetV2 at 128x128, 64 images:
+  about 90 s on 2 cores). Where a layer sees many more input vectors than it has weights per row,
+  the weights are first refitted (ridge least squares) so that on the INT8 model's inputs they
+  give what the float weights give on the float model's inputs, taking out the error that rounding
+  the input brought in. On MobileNetV2 (simulated INT8, 256 unseen images): AdaRound 18.7 dB in
+  300 s on 40 of 53 layers, GPTQ 18.4 dB, GPTQ with the refit 20.1 dB on all 53.
+- ``adaround``: Nagel et al., "Up or Down? Adaptive Rounding for Post-Training Quantization"
+  (ICML 2020): per weight, up or down learned by Adam on a relaxed rounding.
 
 The grid is the one both converters use on the folded weights (BatchNorm folded into the conv):
 symmetric per output channel, scale ``max|w| / 127``, integers in [-127, 127]
 (ai-edge-quantizer's ``symmetric`` signed narrow range, and onnxruntime's ``QInt8`` symmetric
 weights alike). The learned integers ``q`` are written back as weights ``q * scale`` (divided by
 the BatchNorm gain, which the converter multiplies back in), so the converter's own
-round-to-nearest lands on ``q`` exactly: each channel's largest weight is ``+-127 * scale``, an
-integer either way, so the converter's scale is the one learned against. Tests read the
-converted INT8 weights back and compare.
+round-to-nearest lands on ``q`` exactly: each channel's largest weight is ``+-127 * scale`` and
+is never moved, so the converter's scale is the one learned against. Tests read the converted
+INT8 weights back and compare.
 
 Layers are taken in graph order. Each one learns against the float model's layer output while
 its input comes from the model as INT8 will compute it: every earlier layer already rounded as
 learned and every conv/linear input on the way rounded to 8 bits per tensor (asymmetric, as the
 converters quantize activations) over an MSE-optimal range chosen as the repair's range steps
 choose theirs. Error accumulated upstream is corrected where it lands (as in BRECQ and QDrop).
-Pointwise layers (linear, 1x1 convs) learn on sampled pixels, others on sampled images.
 """
 
 from __future__ import annotations
@@ -82,16 +91,100 @@ def _rectified(v: Any) -> Any:
     return torch.clamp(torch.sigmoid(v) * (_ZETA - _GAMMA) + _GAMMA, 0.0, 1.0)
 
 
+def _geometry(node: Any) -> tuple[Any, Any, Any]:
+    """A conv node's (stride, padding, dilation), its defaults filled in."""
+    given = list(node.args[3:6])
+    return tuple((given + [(1, 1), (0, 0), (1, 1)][len(given) :])[:3])  # type: ignore[return-value]
+
+
 def _op(node: Any, groups: int) -> Callable[[Any, Any], Any]:
     """The unit's own computation without its bias: conv2d with the node's stride, padding and
     dilation, or linear."""
     import torch.nn.functional as F
 
     if "conv" in str(node.target):
-        given = list(node.args[3:6])
-        stride, padding, dilation = (given + [(1, 1), (0, 0), (1, 1)][len(given) :])[:3]
+        stride, padding, dilation = _geometry(node)
         return lambda x, w: F.conv2d(x, w, None, stride, padding, dilation, groups)
     return lambda x, w: F.linear(x, w)
+
+
+def _input_gram(node: Any, groups: int, x: Any, x_ref: Any, w_shape: tuple[int, ...]) -> tuple[Any, Any, int]:
+    """Per group, the Gram matrix ``sum x x^T`` of the layer's input vectors (one per output pixel,
+    laid out as the weight's flattened row: input channel, kernel row, kernel column) and the
+    cross term ``sum x_ref x^T`` with the float model's input (two (groups, d, d) arrays), and how
+    many input vectors they sum."""
+    import torch
+    import torch.nn.functional as F
+
+    d = int(np.prod(w_shape[1:]))
+    gram = torch.zeros(groups, d, d, dtype=torch.float64)
+    cross = torch.zeros(groups, d, d, dtype=torch.float64)
+
+    def columns(xi: Any) -> Any:
+        if "conv" in str(node.target):
+            stride, padding, dilation = _geometry(node)
+            cols = F.unfold(xi, tuple(w_shape[2:]), dilation, padding, stride)  # (1, C*k*k, L)
+            return cols.reshape(groups, d, -1).double()
+        return xi.reshape(-1, xi.shape[-1]).T.reshape(1, d, -1).double()
+
+    count = 0
+    for i in range(len(x)):
+        cols, ref = columns(x[i : i + 1]), columns(x_ref[i : i + 1])
+        gram += cols @ cols.transpose(1, 2)
+        cross += ref @ cols.transpose(1, 2)
+        count += cols.shape[-1]
+    return gram, cross, count
+
+
+def _damped(gram: Any, damping: float) -> Any:
+    """``gram`` with ``damping`` times its mean diagonal added (a unit diagonal for an input that
+    is always 0: its row and column are all zero, and nothing is pushed onto the others)."""
+    import torch
+
+    diag = torch.diagonal(gram, dim1=1, dim2=2)
+    damp = damping * diag.mean(1, keepdim=True).clamp_min(1e-12)
+    return gram + torch.diag_embed(torch.where(diag <= 0, torch.ones_like(diag), damp))
+
+
+def _input_corrected(w: Any, gram: Any, cross: Any, damping: float = 0.1) -> Any:
+    """Weights ``w`` (groups, rows, d) refitted so that on the INT8 model's inputs they give what
+    ``w`` gives on the float model's: ridge least squares pulled towards ``w``,
+    ``w (C + l I) (H + l I)^-1`` (``H`` the Gram matrix of the INT8 inputs, ``C`` the cross term
+    with the float ones, ``l`` ``damping`` times H's mean diagonal), which takes out, where this
+    layer can, the error that rounding its input brought in."""
+    import torch
+
+    diag = torch.diagonal(gram, dim1=1, dim2=2)
+    ridge = torch.diag_embed((damping * diag.mean(1, keepdim=True).clamp_min(1e-12)).expand_as(diag))
+    return (w.double() @ (cross + ridge) @ torch.linalg.inv(gram + ridge)).float()
+
+
+def _compensated_rounding(w: Any, gram: Any, levels: int, damping: float = 0.01) -> Any:
+    """Integers for ``w`` (grid units: the float weights divided by their row's scale; shape
+    (groups, rows, d)) rounded one input at a time, each rounding error pushed onto the inputs
+    not yet rounded through the inverse Gram matrix (GPTQ, Frantar et al., ICLR 2023), in order
+    of decreasing input power. Every row's largest weight is rounded first and never moved, so
+    the row keeps the scale the converter will compute."""
+    import torch
+
+    g, rows, d = w.shape
+    gram = _damped(gram, damping)
+    order = torch.argsort(torch.diagonal(gram, dim1=1, dim2=2), dim=1, descending=True)  # (g, d)
+    gi = torch.arange(g)[:, None, None]
+    gram = gram[gi, order[:, :, None], order[:, None, :]]
+    u = torch.gather(w.double(), 2, order[:, None, :].expand(g, rows, d)).clone()
+    locked = u.abs() >= u.abs().amax(dim=2, keepdim=True)
+    inv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(gram)), upper=True)
+    q = torch.zeros_like(u)
+    for i in range(d):
+        column = u[:, :, i]
+        qi = torch.clamp(torch.round(column), -levels, levels)
+        q[:, :, i] = qi
+        err = (column - qi) / inv[:, i, i][:, None]
+        u[:, :, i + 1 :] -= (err[:, :, None] * inv[:, None, i, i + 1 :]) * (~locked[:, :, i + 1 :])
+    out = torch.empty_like(q)
+    out.scatter_(2, order[:, None, :].expand(g, rows, d), q)
+    return out.float()
 
 
 def fake_quant(x: Any, lo: float, hi: float, straight_through: bool = False) -> Any:
@@ -214,8 +307,7 @@ def _pointwise(node: Any, groups: int, shape: tuple[int, ...]) -> bool:
     if "linear" in str(node.target):
         return True
     kernel = tuple(shape[2:])
-    given = list(node.args[3:6])
-    stride, padding, _ = (given + [(1, 1), (0, 0), (1, 1)][len(given) :])[:3]
+    stride, padding, _ = _geometry(node)
     return groups == 1 and kernel == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
 
 
@@ -242,12 +334,14 @@ def learn_rounding(
     levels: int = 127,
     sensitivity: bool = True,
     progress: Callable[[str], None] | None = None,
+    solver: str = "gptq",
 ) -> tuple[Any, RoundingReport]:
     """A copy of ``module`` whose conv/linear weights sit on INT8 grid points learned on
-    ``calibration`` (NCHW float samples), and what it did.
+    ``calibration`` (NCHW float samples) by ``solver`` (``gptq`` or ``adaround``), and what it did.
 
     ``module`` is a ``torch.export`` graph module or an ``nn.Module`` (exported first).
-    Up to ``iterations`` Adam steps per layer on mini-batches of ``batch`` samples; with
+    AdaRound takes up to ``iterations`` Adam steps per layer on mini-batches of ``batch`` samples
+    (pointwise layers on sampled pixels); with
     ``budget_s`` each layer gets an equal share of the time left (fewer steps on a slow layer),
     and once the budget is spent the remaining layers keep nearest rounding (said in the report).
     With ``sensitivity`` each output element's error is weighted by the squared gradient of the
@@ -256,8 +350,10 @@ def learn_rounding(
     """
     import torch
 
+    if solver not in ("gptq", "adaround"):
+        raise ValueError(f"unknown rounding solver {solver!r}: gptq or adaround")
     with torch.inference_mode(False):
-        return _learn(module, calibration, iterations, batch, budget_s, levels, sensitivity, progress)
+        return _learn(module, calibration, iterations, batch, budget_s, levels, sensitivity, progress, solver)
 
 
 def _learn(
@@ -269,6 +365,7 @@ def _learn(
     levels: int,
     sensitivity: bool,
     progress: Callable[[str], None] | None,
+    solver: str,
 ) -> tuple[Any, RoundingReport]:
     import torch
 
@@ -301,11 +398,12 @@ def _learn(
         node = by_node[unit.node]
         w_float, gain = folded_weight(gm, unit)
         scale, scaled = int8_grid(w_float, levels)
-        floor = torch.floor(scaled)
         x_float = _tap(float_gm, unit.node, x, None)
         # the input as the INT8 model computes it: earlier layers rounded as learned, every layer
         # input on the way (this one's included) rounded to 8 bits over its MSE-optimal range
         x_quant = _tap(gm, unit.node, x, ranges)
+        if solver == "gptq":
+            gram, cross, samples = _input_gram(node, unit.groups, x_quant, x_float, tuple(w_float.shape))
         op = _op(node, unit.groups)
         with torch.no_grad():
             target = op(x_float, w_float)
@@ -326,47 +424,34 @@ def _learn(
             # the reconstruction term in units of nearest rounding's error, so the regulariser's
             # weight means the same on every layer whatever its output's scale
             unit_err = max(err_near[-1] * power, 1e-20)
-        rest = scaled - floor
-        # h(v) starts at the fractional part: the soft weights start at the float ones; a weight
-        # already on the grid (a zero, a channel's largest) starts, and stays, at h = 0 exactly
-        v = -torch.log((_ZETA - _GAMMA) / (rest.clamp(0.01, 0.99) - _GAMMA) - 1)
-        v = torch.where(rest == 0, torch.full_like(v, -6.0), v).requires_grad_(True)
-        opt = torch.optim.Adam([v], lr=1e-2)
-        n = min(per_batch, len(x_quant))
-        steps = iterations
-        if budget_s is not None:
-            share = (budget_s - (time.perf_counter() - start)) / (len(units) - k)
-            probe = time.perf_counter()
+        if solver == "gptq":
+            shape = (unit.groups, w_float.shape[0] // unit.groups, -1)
+            refit = _input_corrected(w_float.reshape(shape), gram, cross).reshape(w_float.shape)
             with torch.no_grad():
-                op(x_quant[:n], w_float)
-            # forward + backward ~ 3 forwards, plus the optimizer
-            per_step = 4 * (time.perf_counter() - probe) + 2e-4
-            steps = max(50, min(iterations, int(share / per_step)))
-        warm = steps // 5
-        with torch.enable_grad():
-            for it in range(steps):
-                idx = torch.randint(0, len(x_quant), (n,), generator=generator)
-                h = _rectified(v)
-                soft = torch.clamp(floor + h, -levels, levels) * scale
-                loss = (weight[idx] * (op(x_quant[idx], soft) - target[idx]).pow(2)).mean() / unit_err
-                if it >= warm:  # then push every h to 0 or 1, ever more sharply (beta 20 -> 2)
-                    beta = 20 - (20 - 2) * (it - warm) / max(1, steps - warm)
-                    loss = loss + _LAMBDA * (1 - (2 * h - 1).abs().pow(beta)).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                better = float((weight * (op(x_quant, refit) - target).pow(2)).mean()) < err_near[-1] * power
+            # a refit needs many more input vectors than weights per row, or it fits the noise of
+            # the calibration images (a 4x4 map of 960 channels on 64 images: -10 dB unseen)
+            if better and torch.isfinite(refit).all() and samples >= 16 * gram.shape[-1]:
+                # the refitted weights set their own grid: the converter takes each row's largest
+                scale, scaled = int8_grid(refit, levels)
+                nearest = torch.clamp(torch.round(scaled), -levels, levels)
+            q = _compensated_rounding(scaled.reshape(shape), gram, levels).reshape(w_float.shape)
+        else:
+            q, steps = _adaround(op, x_quant, target, weight, scaled, scale, unit_err, per_batch, iterations,
+                                 _share(budget_s, start, len(units) - k), levels, generator)  # fmt: skip
+            most_steps = max(most_steps, steps)
         with torch.no_grad():
-            q = torch.clamp(floor + (_rectified(v) >= 0.5).float(), -levels, levels)
             learned = q * scale
             err = float((weight * (op(x_quant, learned) - target).pow(2)).mean()) / power
             if err > err_near[-1]:  # learning did not help this layer: keep nearest
-                q, learned, err = nearest, nearest * scale, err_near[-1]
+                scale, scaled = int8_grid(w_float, levels)
+                q = nearest = torch.clamp(torch.round(scaled), -levels, levels)
+                learned, err = nearest * scale, err_near[-1]
             err_learned.append(err)
             total += q.numel()
             flipped += int((q != nearest).sum())
             place_on_grid(gm, unit, q, scale, gain)
         done += 1
-        most_steps = max(most_steps, steps)
         if progress:
             progress(f"learned rounding: layer {k + 1}/{len(units)} ({err_near[-1]:.2e} -> {err:.2e})")
     report = RoundingReport(
@@ -380,3 +465,58 @@ def _learn(
         budget_hit=budget_hit,
     )
     return gm, report
+
+
+def _share(budget_s: float | None, start: float, layers_left: int) -> float | None:
+    """This layer's equal share of the time left, or None without a budget."""
+    return None if budget_s is None else (budget_s - (time.perf_counter() - start)) / layers_left
+
+
+def _adaround(
+    op: Callable[[Any, Any], Any],
+    x_quant: Any,
+    target: Any,
+    weight: Any,
+    scaled: Any,
+    scale: Any,
+    unit_err: float,
+    per_batch: int,
+    iterations: int,
+    share: float | None,
+    levels: int,
+    generator: Any,
+) -> tuple[Any, int]:
+    """AdaRound's integers for one layer (``scaled``: its weights in grid units) and the Adam steps taken."""
+    import torch
+
+    floor = torch.floor(scaled)
+    rest = scaled - floor
+    # h(v) starts at the fractional part: the soft weights start at the float ones; a weight
+    # already on the grid (a zero, a channel's largest) starts, and stays, at h = 0 exactly
+    v = -torch.log((_ZETA - _GAMMA) / (rest.clamp(0.01, 0.99) - _GAMMA) - 1)
+    v = torch.where(rest == 0, torch.full_like(v, -6.0), v).requires_grad_(True)
+    opt = torch.optim.Adam([v], lr=1e-2)
+    n = min(per_batch, len(x_quant))
+    steps = iterations
+    if share is not None:
+        probe = time.perf_counter()
+        with torch.no_grad():
+            op(x_quant[:n], scaled * scale)
+        # forward + backward ~ 3 forwards, plus the optimizer
+        per_step = 4 * (time.perf_counter() - probe) + 2e-4
+        steps = max(50, min(iterations, int(share / per_step)))
+    warm = steps // 5
+    with torch.enable_grad():
+        for it in range(steps):
+            idx = torch.randint(0, len(x_quant), (n,), generator=generator)
+            h = _rectified(v)
+            soft = torch.clamp(floor + h, -levels, levels) * scale
+            loss = (weight[idx] * (op(x_quant[idx], soft) - target[idx]).pow(2)).mean() / unit_err
+            if it >= warm:  # then push every h to 0 or 1, ever more sharply (beta 20 -> 2)
+                beta = 20 - (20 - 2) * (it - warm) / max(1, steps - warm)
+                loss = loss + _LAMBDA * (1 - (2 * h - 1).abs().pow(beta)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        return torch.clamp(floor + (_rectified(v) >= 0.5).float(), -levels, levels), steps

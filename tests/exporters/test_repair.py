@@ -68,6 +68,37 @@ class EqualizableNet(torch.nn.Module):
         return self.shared(self.front(x))
 
 
+class QuietChannelNet(torch.nn.Module):
+    """MobileNetV2's first blocks in miniature: a 1x1 conv + BatchNorm + ReLU6 whose channel 1
+    carries the class at 1/1000 of the other channels' level, and a depthwise conv whose
+    BatchNorm amplifies that channel back (gain 1000). The depthwise input's one 8-bit range
+    spans the loud channels, so channel 1 rounds to 0 for both classes whatever the range; only
+    rescaling it against the depthwise weights (activation equalization) keeps it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.front = torch.nn.Conv2d(3, 4, 1)
+        self.front_bn = torch.nn.BatchNorm2d(4)
+        self.dw = torch.nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False)
+        self.dw_bn = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(4, 1)
+        with torch.no_grad():
+            self.front.weight.zero_()
+            self.front.weight[[0, 2, 3], [0, 2, 0]] = 1.0
+            self.front.bias.copy_(torch.tensor([3.0, 0.0, 3.0, 2.0]))
+            self.front.weight[1, 1] = 0.002  # the class: 0.007 or 0.003, a fraction of one step
+            self.front.bias[1] = 0.005
+            self.dw.weight.zero_()
+            self.dw.weight[:, 0, 1, 1] = 1.0
+            self.dw_bn.weight.copy_(torch.tensor([1.0, 1000.0, 1.0, 1.0]))
+            self.fc.weight.copy_(torch.tensor([[0.01, 1.0, 0.01, 0.01]]))
+            self.fc.bias.fill_(-5.0)  # the threshold between the classes' 3 and 7
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.nn.functional.relu6(self.front_bn(self.front(x)))
+        return self.fc(self.dw_bn(self.dw(h)).mean((2, 3)))
+
+
 def _groups(n: int, channel: int) -> np.ndarray:
     x = np.random.default_rng(0).standard_normal((n, 3, 32, 32)).astype(np.float32) * 0.3
     x[::2, channel] += 1.0
@@ -125,6 +156,45 @@ def test_cross_layer_equalization_fixes_a_row_dominated_by_one_input_channel() -
     assert all(by_step[s]["flips"] > 10 for s in ("min/max ranges", "MSE-optimal ranges", "bias correction"))
     assert record["chosen"] == "cross-layer equalization + bias correction" and record["passed"]
     assert record["changes"]["equalized_pairs"] == 1
+
+
+def _quiet_inputs(n: int) -> np.ndarray:
+    x = np.random.default_rng(0).standard_normal((n, 3, 32, 32)).astype(np.float32) * 0.3
+    x[:, 1] = np.where(np.arange(n)[:, None, None] % 2 == 0, 1.0, -1.0)  # the class, on channel 1
+    x[:, 1] += np.random.default_rng(1).standard_normal((n, 32, 32)).astype(np.float32) * 0.1
+    return x
+
+
+def test_activation_equalization_fixes_a_channel_below_its_shared_range() -> None:
+    record = _repair(QuietChannelNet(), _quiet_inputs(96))
+    by_step = {a["step"]: a for a in record["attempts"]}
+    assert all(by_step[s]["flips"] > 10 for s in ("min/max ranges", "MSE-optimal ranges", "bias correction"))
+    assert record["chosen"] == "activation equalization" and record["passed"]
+    assert (
+        by_step["activation equalization"]["flips"] == 0
+        and by_step["activation equalization"]["sqnr_db"] > 25
+    )
+    assert record["changes"]["rescaled_pairs"] >= 1
+
+
+def test_onnx_activation_equalization_fixes_the_same_channel() -> None:
+    record = _onnx_repair(QuietChannelNet(), _quiet_inputs(96), None)
+    assert record["attempts"][0]["flips"] > 10
+    assert record["chosen"] == "activation equalization" and record["passed"]
+
+
+def test_activation_equalization_leaves_the_float_model_alone_on_unseen_inputs() -> None:
+    from edgekit.compress.equalize import activation_equalize, find_units
+
+    module = QuietChannelNet().eval()
+    x = _quiet_inputs(96)
+    gm = torch.export.export(module, (torch.from_numpy(x[:1]),)).module()
+    pairs = activation_equalize(gm, find_units(gm), x[:64])
+    assert pairs  # front -> dw across the ReLU6
+    with torch.no_grad():
+        before = np.concatenate([module(torch.from_numpy(x[i : i + 1])).numpy() for i in range(64, 96)])
+        after = np.concatenate([gm(torch.from_numpy(x[i : i + 1])).numpy() for i in range(64, 96)])
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4)
 
 
 def test_a_model_that_quantizes_well_is_left_alone() -> None:

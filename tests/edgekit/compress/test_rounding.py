@@ -1,4 +1,4 @@
-"""Learned rounding (AdaRound): the rung of the INT8 repair where it is the fix, the converted
+"""Learned rounding (GPTQ and AdaRound): the rung of the INT8 repair where it is the fix, the converted
 weights equal to the learned ones, and the time bound."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from edgekit.compress.equalize import find_units, folded_weight
@@ -47,6 +48,20 @@ def test_learned_rounding_fixes_what_nearest_rounding_breaks() -> None:
     assert changes["flipped"] > 0 and changes["error_learned"] < changes["error_nearest"] / 2
 
 
+@pytest.mark.parametrize("solver", ["gptq", "adaround"])
+def test_both_solvers_hold_the_channel_sums_nearest_rounding_lets_drift(solver: str) -> None:
+    said: list[str] = []
+    _, report = learn_rounding(RoundingNet().eval(), _groups(32, 1), solver=solver, progress=said.append)
+    assert report.layers == 2 and report.flipped > 0
+    nearest, learned = (float(v) for v in said[0].split("(")[1].rstrip(")").split(" -> "))
+    assert learned < nearest / 3, said[0]  # the conv's output error
+
+
+def test_an_unknown_solver_is_refused() -> None:
+    with pytest.raises(ValueError, match="gptq or adaround"):
+        learn_rounding(RoundingNet().eval(), _groups(4, 1), solver="brecq")
+
+
 def _tflite_weights(model: bytes) -> list[tuple[str, np.ndarray]]:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -67,9 +82,11 @@ def _learned_integers(gm: Any) -> dict[str, np.ndarray]:
     return out
 
 
-def test_the_converter_keeps_the_learned_integers_exactly() -> None:
+@pytest.mark.parametrize("solver", ["gptq", "adaround"])
+def test_the_converter_keeps_the_learned_integers_exactly(solver: str) -> None:
     """BatchNorm folded, per-channel scales recomputed by ai-edge-quantizer: the INT8 weights in
-    the .tflite are the learned ones, conv, depthwise and dense alike."""
+    the .tflite are the learned ones, conv, depthwise and dense alike, whichever solver chose them
+    (GPTQ's refit sets its own grid: the converter must find the same one)."""
     from edgekit.exporters import aeq
     from edgekit.exporters.registry import ExportContext
     from edgekit.exporters.tflite import quantize_float
@@ -77,7 +94,7 @@ def test_the_converter_keeps_the_learned_integers_exactly() -> None:
     from tests.models import build_tiny
 
     x = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
-    gm, report = learn_rounding(build_tiny().eval(), x, iterations=60)
+    gm, report = learn_rounding(build_tiny().eval(), x, iterations=60, solver=solver)
     assert report.layers == len(find_units(gm)) >= 4 and report.flipped > 0
     ctx = ExportContext(module=gm, input_spec=InputSpec(shape=(1, 3, 32, 32)), calibration=x)
     converted = _tflite_weights(quantize_float(ctx, aeq.static_int8_recipe(float_io=True)))
