@@ -12,14 +12,34 @@ from edgekit.cli._ui import UI, run_guarded
 
 def evaluate(
     export_dir: Path = typer.Argument(..., help="The export folder (manifest.json)."),
-    data: Path = typer.Option(
-        ..., "--data", help="Folder with real/ and fake/ (fake/<method>/ ok), or a CSV/JSON of path,label."
+    data: list[str] = typer.Option(
+        ...,
+        "--data",
+        help="A data set: FaceForensics++, Celeb-DF or DFDC as downloaded, real/ and fake/ folders, or a "
+        "CSV/JSON of path,label. Repeat as NAME=PATH (ff++=/data/FF --data celebdf=/data/CDF) for the "
+        "cross-data-set table; the first is the one the detector was trained on.",
+    ),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="The layout: ff++, celebdf, dfdc, folders or list (default: recognised)."
+    ),
+    quality: str | None = typer.Option(
+        None, "--quality", help="FaceForensics++ quality: c23 (default), c40, raw."
+    ),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="The official split: train, val or test (FF++ split files, Celeb-DF's test list).",
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: EXPORT_DIR/report)."),
     videos: bool = typer.Option(
         False, "--videos", metavar="", help="Report video-level metrics (videos are always decoded)."
     ),
-    frames: int = typer.Option(16, "--frames", help="Frames sampled evenly per video."),
+    frames: int = typer.Option(
+        16,
+        "--frames-per-video",
+        "--frames",
+        help="Frames sampled evenly per video (first and last included).",
+    ),
     video_agg: str = typer.Option(
         "mean", "--video-agg", help="Video score: mean, median or max of its frames."
     ),
@@ -74,21 +94,32 @@ def evaluate(
     ui = UI.current()
     del videos  # video-level metrics appear whenever the data holds videos
 
-    def build() -> EvalSpec:
+    from edgekit.evaluation.cross import evaluate_across, parse_data_args
+
+    def build() -> tuple[EvalSpec, list[tuple[str, Path]]]:
+        named = parse_data_args(data)
         return EvalSpec(
-            export_dir=export_dir, data=data, out_dir=out or export_dir / "report", frames=frames,
+            export_dir=export_dir, data=named[0][1], out_dir=out or export_dir / "report", frames=frames,
             video_agg=video_agg, threshold=threshold, tolerance=tolerance, top_k=top_k,
             max_acc_drop=max_acc_drop, max_f1_drop=max_f1_drop, max_flip_rate=max_flip_rate,
             variants=tuple(v.strip() for v in variants.split(",")) if variants else None,
             trust_pickle=trust_pickle, heatmaps=not no_heatmaps, grid=grid, baseline=baseline, arch=arch,
             arch_kwargs=parse_arch_kwargs(arch_kwargs), face_crop=face_crop(face_crop_on, face_margin),
-            resume=resume, chunk=chunk, batch=batch, ray=ray, ray_workers=ray_workers,
-        )  # fmt: skip
+            resume=resume, chunk=chunk, batch=batch, ray=ray, ray_workers=ray_workers, dataset=dataset,
+            quality=quality, split=split,
+        ), named  # fmt: skip
 
-    spec = run_guarded(ui, build)
+    spec, named = run_guarded(ui, build)
+    across = len(named) > 1 or "=" in data[0]
     with ui.err.status("evaluating") as status:
-        folder = run_guarded(ui, lambda: run_eval(spec, status.update))
-    _summary(ui, folder)
+        if across:
+            folder = run_guarded(ui, lambda: evaluate_across(spec, named, status.update))
+        else:
+            folder = run_guarded(ui, lambda: run_eval(spec, status.update))
+    if across:
+        _cross_summary(ui, folder)
+    else:
+        _summary(ui, folder)
 
 
 def report(folder: Path = typer.Argument(..., help="A folder written by 'edgekit eval'.")) -> None:
@@ -126,6 +157,33 @@ def _summary(ui: UI, folder: Path) -> None:
             style="yellow",
         )
     ui.err.print(f"report: {folder / 'report.html'} and {folder / 'report.md'}", highlight=False)
+
+
+def _cross_summary(ui: UI, folder: Path) -> None:
+    import json
+
+    from rich.table import Table
+
+    doc = json.loads((folder / "cross.json").read_text(encoding="utf-8"))
+    table = Table(title="edgekit eval across data sets", title_justify="left")
+    for col in ("data set", "variant", "AUC", "video AUC", "accuracy", "diff", "status"):
+        table.add_column(col, no_wrap=True)
+
+    def f(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    for r in doc["rows"]:
+        diff = "n/a" if r["auc_diff"] is None else f"{r['auc_diff']:+.4f}"
+        table.add_row(
+            r["dataset"], r["variant"], f(r["auc"]), f(r["video_auc"]), f(r["accuracy"]), diff, r["status"]
+        )
+    ui.err.print(table)
+    for variant, said in doc["verdicts"].items():
+        ui.err.print(f"  {variant}: {said}", highlight=False)
+    for name, d in doc["data"].items():
+        for note in d.get("notes", []):
+            ui.err.print(f"  ! {name}: {note}", style="yellow", highlight=False)
+    ui.err.print(f"report: {folder / 'cross.html'} and {folder / 'cross.md'}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

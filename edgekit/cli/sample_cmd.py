@@ -19,6 +19,9 @@ def sample(
         help="Also write OUT/videos: FF++-shaped mp4 clips, real/ and fake/<method>/ at 1:4, whole frames.",
     ),
     originals: int = typer.Option(10, "--originals", help="With --videos: real clips (4 fakes each)."),
+    layout: str = typer.Option(
+        "folders", "--layout", help="With --videos: folders (real/, fake/), ff++ or celebdf (as they ship)."
+    ),
 ) -> None:
     """Write the bundled sample detector (.pt2) and a labelled real/fake image set."""
     from edgekit.sample.bundle import write_sample
@@ -29,7 +32,7 @@ def sample(
         files = run_guarded(ui, lambda: write_sample(out, count))
     if videos:
         with ui.err.status("encoding the video sample"):
-            clips = run_guarded(ui, lambda: write_videos(out / "videos", originals))
+            clips = run_guarded(ui, lambda: write_videos(out / "videos", originals, layout=layout))
         ui.err.print(
             f"videos {clips.folder}  ({clips.real} real, {sum(clips.fake.values())} fake: "
             f"{', '.join(f'{k} {v}' for k, v in clips.fake.items())}; {clips.frames} frames each)\n"

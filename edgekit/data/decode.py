@@ -107,18 +107,44 @@ def video_frames(path: Path, count: int, pre: Preprocess) -> list[np.ndarray]:
     return [img for _k, img in _video_frames(path, count, pre)[0]]
 
 
+def _evenly(total: int, count: int) -> list[int]:
+    """``count`` evenly spaced indices of ``total`` frames, first and last included."""
+    return sorted({round(i * (total - 1) / max(count - 1, 1)) for i in range(min(count, total))})
+
+
+def _folder_frames(folder: Path, count: int, pre: Preprocess) -> tuple[list[tuple[int, np.ndarray]], int]:
+    """As :func:`_video_frames`, for a folder of extracted frames (in frame order)."""
+    from edgekit.data.layouts import frame_files
+
+    files = frame_files(folder)
+    if not files:
+        raise ValueError("no frame images in the folder")
+    out: list[tuple[int, np.ndarray]] = []
+    no_face = 0
+    for k, index in enumerate(_evenly(len(files), count)):
+        try:
+            out.append((k, read_image(files[index], pre)))
+        except NoFace:
+            no_face += 1
+    return out, no_face
+
+
 def _video_frames(path: Path, count: int, pre: Preprocess) -> tuple[list[tuple[int, np.ndarray]], int]:
     """(frame number among the sampled ones, image) for each sampled frame with a face, and
-    how many sampled frames had none. One frame is held at a time, never the whole video."""
+    how many sampled frames had none. One frame is held at a time, never the whole video; a
+    folder of extracted frames is sampled the same way."""
     import av
     from PIL import Image
+
+    if path.is_dir():
+        return _folder_frames(path, count, pre)
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         total = stream.frames or sum(1 for p in container.demux(stream) if p.size)
     if total <= 0:
         raise ValueError("no video frames")
-    wanted = sorted({round(i * (total - 1) / max(count - 1, 1)) for i in range(min(count, total))})
+    wanted = _evenly(total, count)
     out: list[tuple[int, np.ndarray]] = []
     no_face = 0
     with av.open(str(path)) as container:

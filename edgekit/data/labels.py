@@ -12,8 +12,12 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
 from edgekit.errors import DataError
+
+if TYPE_CHECKING:
+    from edgekit.data.layouts import ReadOptions
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 ARRAY_EXTS = frozenset({".npy", ".npz"})
@@ -30,11 +34,13 @@ class Item:
     name: str
     label: int
     method: str | None
+    #: a folder of extracted frames read as one video (the common pre-processing's output)
+    frames_dir: bool = False
 
     @property
     def is_video(self) -> bool:
-        """True for video files."""
-        return self.path.suffix.lower() in VIDEO_EXTS
+        """True for video files and frame folders."""
+        return self.frames_dir or self.path.suffix.lower() in VIDEO_EXTS
 
 
 def classify(rel: PurePath) -> tuple[int | None, str | None]:
@@ -58,7 +64,8 @@ def label_of(path: Path, root: Path) -> int | None:
     return classify(rel)[0]
 
 
-def _from_folder(root: Path) -> list[Item]:
+def from_folder(root: Path) -> list[Item]:
+    """Every image/video under a ``real/`` or ``fake/`` folder of ``root``."""
     items = []
     for p in sorted(root.rglob("*")):
         if not p.is_file() or p.suffix.lower() not in IMAGE_EXTS | VIDEO_EXTS:
@@ -70,7 +77,8 @@ def _from_folder(root: Path) -> list[Item]:
     return items
 
 
-def _from_list(path: Path) -> list[Item]:
+def from_list(path: Path) -> list[Item]:
+    """The items of a CSV/JSON list of ``path,label[,method]`` (paths relative to the list)."""
     try:
         if path.suffix.lower() == ".json":
             rows = json.loads(path.read_text(encoding="utf-8"))
@@ -95,18 +103,20 @@ def _from_list(path: Path) -> list[Item]:
     return items
 
 
-def discover(data: Path) -> list[Item]:
-    """Every labelled image/video under ``data`` (a folder or a CSV/JSON list)."""
-    data = Path(data)
-    if not data.exists():
-        raise DataError(
-            f"--data {data} does not exist; pass a folder with real/ and fake/ or a CSV of path,label"
+def discover(data: Path, options: ReadOptions | None = None) -> list[Item]:
+    """Every labelled image/video under ``data``: a folder in one of the layouts of
+    :mod:`edgekit.data.layouts` (FaceForensics++, Celeb-DF, DFDC, real/ and fake/ folders) or a
+    CSV/JSON list."""
+    from edgekit.data.layouts import read_data
+
+    return list(read_data(Path(data), options).items)
+
+
+def nothing_labelled(data: Path) -> DataError:
+    """The error for a folder or list without a single labelled image or video."""
+    if data.is_dir() and any(data.rglob("*.*")):
+        return DataError(
+            f"no labels under {data}: put files under real/ and fake/ folders, pass a CSV of path,label, "
+            "or name the layout with --dataset ff++|celebdf|dfdc"
         )
-    items = _from_list(data) if data.is_file() else _from_folder(data)
-    if not items:
-        if data.is_dir() and any(data.rglob("*.*")):
-            raise DataError(
-                f"no labels under {data}: put files under real/ and fake/ folders, or pass a CSV of path,label"
-            )
-        raise DataError(f"--data {data} holds no images or videos; add some under real/ and fake/")
-    return items
+    return DataError(f"--data {data} holds no images or videos; add some under real/ and fake/")

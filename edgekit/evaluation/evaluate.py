@@ -21,7 +21,8 @@ import numpy as np
 
 from edgekit._io import atomic_write_bytes, ensure_output_dir, sha256_file
 from edgekit.data.decode import Frames, chunks, decode_item
-from edgekit.data.labels import Item, discover
+from edgekit.data.labels import Item
+from edgekit.data.layouts import ReadOptions, read_data
 from edgekit.data.tensors import preprocess_image
 from edgekit.errors import DataError, ModelLoadError, OutputError, UsageError
 from edgekit.evaluation.results import EvalMeta, HeatmapEntry, load_scores
@@ -72,6 +73,10 @@ class EvalSpec:
     #: score on Ray: "local" starts a cluster here, else a cluster address; None: in this process
     ray: str | None = None
     ray_workers: int = 2
+    #: the data set's layout (None: recognised from the folder), FF++ quality, official split
+    dataset: str | None = None
+    quality: str | None = None
+    split: str | None = None
 
     def __post_init__(self) -> None:
         if self.video_agg not in ("mean", "median", "max"):
@@ -310,7 +315,10 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
     out = ensure_output_dir(spec.out_dir)
     output = manifest.output_spec()
     pre = _crop(spec, manifest, manifest.preprocess_spec())
-    items = discover(spec.data)
+    listing = read_data(spec.data, ReadOptions(spec.dataset, spec.quality, spec.split))
+    items = list(listing.items)
+    for note in listing.notes:
+        say(f"{listing.layout}: {note}")
     scorers = _scorers(manifest, root, spec, output)
     names = [s.name for s in scorers]
     log = ScoreLog(out, names, _fingerprint(spec, manifest, pre, names), spec.resume)
@@ -382,6 +390,13 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
         no_face=log.progress.no_face,
         face_crop=pre.face_crop.to_dict() if pre.face_crop else None,
         baseline_batch=scorers[0].batch,
+        data={
+            "layout": listing.layout,
+            "split": listing.split,
+            "quality": listing.quality,
+            "items": len(items),
+            "notes": list(listing.notes),
+        },
     )
     meta.save(out)
     log.finish()

@@ -454,6 +454,13 @@ def _html(out: Path, title: str, sections: list[Section]) -> str:
     return "\n".join(parts)
 
 
+def write_document(out: Path, stem: str, title: str, sections: list[Section]) -> dict[str, Path]:
+    """Write ``sections`` as ``<stem>.md`` and ``<stem>.html`` in ``out`` (atomically)."""
+    atomic_write_text(out / f"{stem}.md", _md(title, sections))
+    atomic_write_text(out / f"{stem}.html", _html(out, title, sections))
+    return {"md": out / f"{stem}.md", "html": out / f"{stem}.html"}
+
+
 def render(out_dir: Path) -> dict[str, Path]:
     """Compute metrics from saved scores and write metrics.json, plots, report.md and report.html."""
     out = Path(out_dir)
@@ -464,6 +471,4 @@ def render(out_dir: Path) -> dict[str, Path]:
     plots = _plots(out, meta, table, metrics)
     title = f"edgekit compression report: {meta.model}"
     sections = _sections(meta, metrics, plots)
-    atomic_write_text(out / "report.md", _md(title, sections))
-    atomic_write_text(out / "report.html", _html(out, title, sections))
-    return {"md": out / "report.md", "html": out / "report.html", "metrics": out / "metrics.json"}
+    return {**write_document(out, "report", title, sections), "metrics": out / "metrics.json"}

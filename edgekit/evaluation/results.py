@@ -66,6 +66,8 @@ class EvalMeta:
     no_face: int = 0
     #: the face crop the frames went through (None: whole frames)
     face_crop: dict[str, Any] | None = None
+    #: the data set read: layout, split, quality, items and what was missing or skipped
+    data: dict[str, Any] = field(default_factory=dict)
     #: batch size the PyTorch baseline ran at (exported variants always run at batch 1)
     baseline_batch: int = 1
     schema: str = field(default=EVAL_SCHEMA)
@@ -188,6 +190,13 @@ def eval_meta_from_dict(d: Any, path: Path = Path(EVAL_JSON)) -> EvalMeta:
             crop = FaceCrop.from_dict(crop).to_dict()
         except UsageError as exc:
             raise _bad(path, f"'face_crop': {exc}") from None
+    data = d.get("data") or {}
+    notes = data.get("notes", []) if isinstance(data, dict) else None
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes) or len(notes) > 100:
+        raise _bad(path, "'data' must be an object whose 'notes' is a list of at most 100 strings")
+    data = {str(k): v for k, v in data.items() if k in ("layout", "split", "quality", "items", "notes")}
+    if not all(isinstance(data.get(k), (str, type(None))) for k in ("layout", "split", "quality")):
+        raise _bad(path, "'data' layout/split/quality must be strings")
     return EvalMeta(
         spec=maps["spec"],
         threshold=threshold,
@@ -209,6 +218,7 @@ def eval_meta_from_dict(d: Any, path: Path = Path(EVAL_JSON)) -> EvalMeta:
         no_face=no_face,
         face_crop=crop,
         baseline_batch=batch,
+        data=data,
     )
 
 

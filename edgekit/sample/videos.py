@@ -10,6 +10,7 @@ The detector was trained on face crops, so whole frames only score well after ``
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,29 +90,75 @@ def encode_mp4(frames: list[np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+#: the layouts :func:`write_videos` can write its clips in (see :mod:`edgekit.data.layouts`)
+LAYOUTS = ("folders", "ff++", "celebdf")
+
+
+def _places(layout: str, i: int, n: int) -> list[tuple[str, str | None]]:
+    """(path relative to the sample folder, method or None for real) of original ``i``'s clips."""
+    if layout == "ff++":
+        # FF++'s pairs are disjoint: 2k and 2k+1 swap faces, each fake named <target>_<source>
+        partner = i ^ 1 if (i ^ 1) < n else (i + 1) % max(n, 2)
+        real = [(f"original_sequences/youtube/c23/videos/{i:03d}.mp4", None)]
+        return real + [
+            (f"manipulated_sequences/{m}/c23/videos/{i:03d}_{partner:03d}.mp4", m) for m in METHODS
+        ]
+    if layout == "celebdf":
+        source = (i + 1) % max(n, 2)
+        return [
+            (f"Celeb-real/id{i}_0000.mp4", None),
+            (f"Celeb-synthesis/id{i}_id{source}_0000.mp4", METHODS[0]),
+        ]
+    return [(f"real/{i:03d}.mp4", None)] + [
+        (f"fake/{m}/{i:03d}_{(i + k + 1) % max(n, 2):03d}.mp4", m) for k, m in enumerate(METHODS)
+    ]
+
+
+def _label_files(out: Path, layout: str, n: int) -> None:
+    """The split / test-list files of the official layouts, in their own formats."""
+    from edgekit._io import atomic_write_text
+
+    if layout == "ff++":
+        pairs = [[f"{k:03d}", f"{k + 1:03d}"] for k in range(0, n - 1, 2)]
+        test = max(1, len(pairs) // 5) if len(pairs) >= 3 else 0
+        parts = {"test": pairs[:test], "val": pairs[test : 2 * test], "train": pairs[2 * test :]}
+        for split, rows in parts.items():
+            atomic_write_text(out / f"{split}.json", json.dumps(rows) + "\n")
+    elif layout == "celebdf":
+        # Celeb-DF's own convention: 1 real, 0 synthesized; the last fifth of the originals is the test set
+        lines = []
+        for i in range(n - max(1, n // 5), n):
+            for rel, method in _places(layout, i, n):
+                lines.append(f"{0 if method else 1} {rel}")
+        atomic_write_text(out / "List_of_testing_videos.txt", "\n".join(lines) + "\n")
+
+
 def write_videos(
-    out_dir: Path, originals: int = 10, frames: int = 24, seed: int = SAMPLE_SEED
+    out_dir: Path, originals: int = 10, frames: int = 24, seed: int = SAMPLE_SEED, layout: str = "folders"
 ) -> VideoSample:
-    """Write ``originals`` real clips and, per method, one fake clip each, into ``out_dir``."""
+    """Write ``originals`` real clips and, per method, one fake clip each, into ``out_dir``, as
+    ``real/`` and ``fake/<method>/`` folders or laid out as FaceForensics++ or Celeb-DF ship (with
+    their split files)."""
     if originals < 1 or frames < 1:
         raise UsageError("--videos needs at least 1 original clip of at least 1 frame")
+    if layout not in LAYOUTS:
+        raise UsageError(f"--layout {layout}: choose one of {', '.join(LAYOUTS)}")
     out = ensure_output_dir(out_dir)
-    fake = dict.fromkeys(METHODS, 0)
+    fake: dict[str, int] = {}
     for i in range(originals):
         index = 100_000 + i  # apart from the still images' indices
-        jobs: list[tuple[Path, np.ndarray]] = [
-            (out / "real" / f"{i:03d}.mp4", make_image(seed, index, False, FACE))
-        ]
-        for m, method in enumerate(METHODS):
-            # the target video's face, manipulated with this method's family of artefacts
-            face = make_image(seed, index, True, FACE, family=method)
-            jobs.append((out / "fake" / method / f"{i:03d}_{(i + m + 1) % max(originals, 2):03d}.mp4", face))
+        jobs: list[tuple[Path, np.ndarray]] = []
+        for rel, method in _places(layout, i, originals):
+            # a fake: the target video's face, manipulated with this method's family of artefacts
+            face = make_image(seed, index, method is not None, FACE, family=method)
+            jobs.append((out / rel, face))
+            if method:
+                fake[method] = fake.get(method, 0) + 1
         for path, face in jobs:
             path.parent.mkdir(parents=True, exist_ok=True)
             # every clip of one original shares its background, placement and motion: FF++'s
             # fakes are the target video with only the face replaced
             clip_rng = np.random.default_rng([seed, index])
             atomic_write_bytes(path, encode_mp4(_clip(face.astype(np.float64), clip_rng, frames)))
-        for method in METHODS:
-            fake[method] += 1
+    _label_files(out, layout, originals)
     return VideoSample(out, originals, fake, frames)

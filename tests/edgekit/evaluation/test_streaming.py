@@ -209,3 +209,53 @@ def test_export_records_the_crop_and_calibrates_on_crops(tmp_path: Path) -> None
     assert load_manifest(tmp_path / "x").preprocess_spec().face_crop == FaceCrop(margin=1.5)
     skipped = json.dumps([manifest.calibration, manifest.parity_data])
     assert "wall.png" in skipped and "no face" in skipped  # named as skipped, never fed uncropped
+
+
+def _frame_video(folder: Path, fake: bool, seed: int, frames: int = 5) -> None:
+    from PIL import Image
+
+    from edgekit.sample.synth import make_image
+
+    folder.mkdir(parents=True)
+    for k in range(frames):
+        Image.fromarray(make_image(seed, k, fake, 32)).save(folder / f"{k:04d}.png")
+
+
+def test_the_cross_data_set_table_from_official_layouts(tmp_path: Path, export_dir: Path) -> None:
+    """FF++ and Celeb-DF trees of extracted-frame folders, with their split/test files, evaluated in
+    one run: one row per data set x variant, FF++'s methods, the seen/unseen line per variant."""
+    from typer.testing import CliRunner
+
+    from edgekit.cli import app
+
+    ff, cdf = tmp_path / "FF", tmp_path / "CDF"
+    for i in range(4):
+        _frame_video(ff / f"original_sequences/youtube/c23/frames/{i:03d}", False, 30 + i)
+        for m, method in enumerate(("Deepfakes", "FaceSwap")):
+            _frame_video(
+                ff / f"manipulated_sequences/{method}/c23/frames/{i:03d}_{i ^ 1:03d}", True, 40 + 2 * i + m
+            )
+    (ff / "test.json").write_text('[["000", "001"], ["002", "003"]]')
+    for i in range(3):
+        _frame_video(cdf / f"Celeb-real/id{i}_0000", False, 60 + i)
+        _frame_video(cdf / f"Celeb-synthesis/id{i}_id{(i + 1) % 3}_0000", True, 70 + i)
+    (cdf / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n"
+                                                    "1 Celeb-real/id1_0000.mp4\n0 Celeb-synthesis/id1_id2_0000.mp4\n")  # fmt: skip
+    result = CliRunner().invoke(app, ["eval", str(export_dir), "--data", f"ff++={ff}", "--data", f"celebdf={cdf}",
+                                      "--split", "test", "--frames-per-video", "3", "--no-heatmaps", "--arch", TINY_ARCH,
+                                      "-o", str(tmp_path / "r")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "r" / "cross.json").read_text())
+    rows = {(r["dataset"], r["variant"]): r for r in doc["rows"]}
+    variants = ("pytorch_fp32", "tflite_fp32", "tflite_int8")
+    assert set(rows) == {(d, v) for d in ("ff++", "celebdf") for v in variants}
+    assert rows[("ff++", "pytorch_fp32")]["videos"] == 12 and rows[("celebdf", "pytorch_fp32")]["videos"] == 4
+    assert rows[("ff++", "pytorch_fp32")]["samples"] == 36
+    assert set(rows[("ff++", "tflite_int8")]["per_method"]) >= {"Deepfakes", "FaceSwap"}
+    assert doc["data"]["ff++"]["layout"] == "ff++" and doc["data"]["celebdf"]["split"] == "test"
+    assert set(doc["verdicts"]) == {"tflite_fp32", "tflite_int8"}
+    assert all("on ff++ (seen)" in v and "on celebdf" in v for v in doc["verdicts"].values())
+    html = (tmp_path / "r" / "cross.html").read_text()
+    assert html.count("<tr>") == (1 + 6) * 2 and "Seen (ff++) against unseen data sets" in html
+    assert (tmp_path / "r" / "ff++" / "report.html").is_file()  # each data set keeps its full report
+    assert "tflite_int8:" in result.output and "cross.html" in result.output
