@@ -344,6 +344,11 @@ def _data_and_time(meta: EvalMeta) -> list[Block]:
         f"{meta.samples} samples"
         + (f" from {meta.videos} videos ({meta.frames} frames each)" if meta.videos else "")
     ]
+    if meta.data.get("layout"):
+        d = meta.data
+        lines.append(f"Read as {d['layout']}: split {d.get('split') or 'all'}"
+                     + (f", quality {d['quality']}" if d.get("quality") else "")
+                     + "".join(f"; {n}" for n in d.get("notes", [])))  # fmt: skip
     if meta.face_crop:
         crop = meta.face_crop
         lines.append(
