@@ -9,13 +9,13 @@ checked and bounded.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgekit.errors import ProtocolError
+from edgekit.validate import parse_json
 
 #: ops no delegate took: they run on the runtime's built-in CPU kernels
 BUILTIN = "builtin"
@@ -125,10 +125,7 @@ def from_tflite_log(lines: Iterable[str]) -> Placement | None:
 def from_ort_profile(text: str) -> Placement:
     """From ONNX Runtime's profile JSON: the provider of every node and its kernel time (a node a
     provider fused counts once)."""
-    try:
-        events = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError("ONNX Runtime profile: not a JSON array of events") from exc
+    events = parse_json(text, "ONNX Runtime profile (a JSON array of events)", ProtocolError)
     if not isinstance(events, list):
         raise ProtocolError("ONNX Runtime profile: not a JSON array of events")
     ops: dict[str, int] = {}

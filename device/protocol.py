@@ -21,6 +21,7 @@ import numpy as np
 
 from edgekit.device.placement import Placement
 from edgekit.errors import ProtocolError
+from edgekit.validate import parse_json
 
 PACKAGE = "dev.edgekit.bench"
 INSTRUMENTATION = f"{PACKAGE}/.BenchInstrumentation"
@@ -72,10 +73,7 @@ def _finite_ms(value: Any) -> bool:
 
 
 def _load(text: str, where: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError(f"{where}: not valid JSON ({exc})") from exc
+    return parse_json(text, where, ProtocolError)
 
 
 def _check_schema(d: Any, schema: str, where: str) -> dict[str, Any]:

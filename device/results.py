@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit._io import atomic_write_text
-from edgekit.validate import finite_json
+from edgekit.validate import finite_json, parse_json
 
 JSONL = "bench.jsonl"
 CSV_COLUMNS = (
@@ -32,8 +32,8 @@ def read_cells(out_dir: Path) -> list[dict[str, Any]]:
     cells = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            cell = json.loads(line)
-        except ValueError:
+            cell = parse_json(line, "bench.jsonl", error=ValueError)
+        except ValueError:  # a torn or hostile line: that cell is measured again
             continue
         if (
             isinstance(cell, dict)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ModelLoadError, UsageError
 from edgekit.modelmeta import save_pt2
+from edgekit.validate import read_json
 
 if TYPE_CHECKING:
     from edgekit.compress.optimize import OptimizeResult
@@ -319,7 +320,6 @@ def evaluate(
 ) -> EvalResult:
     """Score labelled images/videos with the PyTorch baseline and every variant of an export,
     and write scores, metrics, heatmaps and the compression report into ``out_dir``."""
-    import json
 
     from edgekit.evaluation.evaluate import EvalSpec
     from edgekit.evaluation.evaluate import evaluate as run_eval
@@ -336,7 +336,7 @@ def evaluate(
         ray=ray, ray_workers=ray_workers,
     )  # fmt: skip
     out = run_eval(spec, _say(progress))
-    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    metrics = read_json(out / "metrics.json")
     return EvalResult(out, load_eval_meta(out), metrics, out / "report.html")
 
 

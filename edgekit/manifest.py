@@ -14,7 +14,7 @@ from typing import Any
 from edgekit._io import atomic_write_text, sha256_file
 from edgekit.errors import FileFormatError, UsageError
 from edgekit.spec import OutputKind, OutputSpec, Preprocess
-from edgekit.validate import contained, is_sha256, only_keys, optional, require, safe_name
+from edgekit.validate import contained, is_sha256, only_keys, optional, parse_json, require, safe_name
 
 SCHEMA = "edgekit.manifest"
 SCHEMA_VERSION = 1
@@ -249,7 +249,7 @@ def load_manifest(path: Path) -> Manifest:
             raise FileFormatError(
                 f"{path} is over {_MAX_MANIFEST_BYTES >> 20} MB: not a manifest edgekit wrote"
             )
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"), str(path), error=ValueError)
     except FileNotFoundError as exc:
         raise UsageError(f"no manifest at {path}; run 'edgekit export' first") from exc
     except (ValueError, UnicodeDecodeError) as exc:

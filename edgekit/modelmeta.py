@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import FileFormatError, ModelLoadError, UsageError
+from edgekit.validate import parse_json
 
 #: The archive member (under ``<archive>/extra/``) that holds the preprocessing.
 PREPROCESS_FILE = "edgekit_preprocess.json"
@@ -57,7 +58,7 @@ def parse_preprocess(text: str, where: str) -> dict[str, Any]:
     from edgekit.spec import Preprocess
 
     try:
-        d = json.loads(text)
+        d = parse_json(text, where, error=ValueError)
         if not isinstance(d, dict) or d.get("schema") != PREPROCESS_SCHEMA or d.get("schema_version") != 1:
             raise ValueError("not an edgekit preprocessing record")
         pre = Preprocess.from_dict(d)

@@ -81,6 +81,36 @@ def only_keys(d: dict[str, Any], allowed: set[str], where: str,
         raise error(f"{where}: unknown field {extra[0]!r}")
 
 
+#: the largest JSON file edgekit reads back (its own manifests are well under 1 MB)
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+def parse_json(text: str, where: str, error: type[Exception] = FileFormatError) -> Any:
+    """``text`` parsed, or ``error`` with one line naming ``where``: invalid JSON and JSON nested
+    deeper than Python's recursion limit (a few thousand ``[``) alike, never a traceback."""
+    import json
+
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise error(f"{where}: JSON nested too deeply to be a file edgekit reads") from None
+    except ValueError as exc:
+        raise error(f"{where}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+
+
+def read_json(path: Path, where: str | None = None, error: type[Exception] = FileFormatError) -> Any:
+    """A JSON file parsed through :func:`parse_json`, refused above :data:`MAX_JSON_BYTES`; an
+    unreadable file is the same one-line ``error``."""
+    where = where or str(path)
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise error(f"{where}: over {MAX_JSON_BYTES >> 20} MB: not a file edgekit reads")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{where}: cannot be read ({type(exc).__name__})") from None
+    return parse_json(text, where, error)
+
+
 def finite_json(obj: Any) -> Any:
     """``obj`` with every NaN/Inf float replaced by None, so the JSON written is standard."""
     if isinstance(obj, float):

@@ -23,6 +23,7 @@ from edgekit.errors import ExportError, UnsupportedOpError, UsageError
 from edgekit.exporters import aeq
 from edgekit.exporters.registry import ExportContext, declare_flag, register
 from edgekit.spec import Layout
+from edgekit.validate import read_json
 
 # ai-edge-quantizer draws tqdm bars on stderr; we show our own progress instead.
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -337,12 +338,11 @@ def export_int8_dynamic(ctx: ExportContext) -> bytes:
 @register("tflite_recipe", format="tflite", precision="mixed", suffix="recipe", flags=("recipe",))
 def export_recipe(ctx: ExportContext) -> bytes:
     """An ai-edge-quantizer recipe file (e.g. INT4 weights for some layers, INT8 elsewhere)."""
-    import json
 
     if ctx.recipe is None:
         raise UsageError("the recipe variant needs --recipe FILE.json")
     try:
-        recipe = json.loads(Path(ctx.recipe).read_text(encoding="utf-8"))
+        recipe = read_json(Path(ctx.recipe), error=ValueError)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--recipe {ctx.recipe}: not a readable JSON recipe ({exc})") from exc
     if not isinstance(recipe, list) or not all(isinstance(r, dict) and "regex" in r for r in recipe):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import UsageError
+from edgekit.validate import parse_json
 
 if TYPE_CHECKING:
     from edgekit.spec import ModelSource, Tolerance
@@ -82,9 +82,9 @@ def model_source(
 def parse_arch_kwargs(text: str | None) -> dict[str, Any]:
     """The --arch-kwargs JSON object."""
     try:
-        kwargs = json.loads(text) if text else {}
+        kwargs = parse_json(text, "--arch-kwargs", error=ValueError) if text else {}
     except ValueError as exc:
-        raise UsageError(f"--arch-kwargs is not valid JSON: {exc}") from None
+        raise UsageError(f"{exc}") from None
     if not isinstance(kwargs, dict):
         raise UsageError("--arch-kwargs must be a JSON object like '{\"num_classes\": 1}'")
     return kwargs

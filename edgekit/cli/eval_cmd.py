@@ -8,6 +8,7 @@ import typer
 
 from edgekit.cli._options import FACE_CROP_HELP, FACE_MARGIN, FACE_MARGIN_HELP, face_crop, parse_arch_kwargs
 from edgekit.cli._ui import UI, run_guarded
+from edgekit.validate import read_json
 
 
 def evaluate(
@@ -132,11 +133,10 @@ def report(folder: Path = typer.Argument(..., help="A folder written by 'edgekit
 
 
 def _summary(ui: UI, folder: Path) -> None:
-    import json
 
     from rich.table import Table
 
-    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    metrics = read_json(folder / "metrics.json")
     table = Table(title=f"edgekit eval (threshold {metrics['threshold']:.4f})", title_justify="left")
     for col in ("variant", "AUC", "diff", "status", "accuracy", "F1", "flips"):
         table.add_column(col, no_wrap=True)
@@ -160,11 +160,10 @@ def _summary(ui: UI, folder: Path) -> None:
 
 
 def _cross_summary(ui: UI, folder: Path) -> None:
-    import json
 
     from rich.table import Table
 
-    doc = json.loads((folder / "cross.json").read_text(encoding="utf-8"))
+    doc = read_json(folder / "cross.json")
     table = Table(title="edgekit eval across data sets", title_justify="left")
     for col in ("data set", "variant", "AUC", "video AUC", "accuracy", "diff", "status"):
         table.add_column(col, no_wrap=True)

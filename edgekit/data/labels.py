@@ -9,12 +9,12 @@ folder right below ``fake/`` names the manipulation method (FaceForensics++'s
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from edgekit.errors import DataError
+from edgekit.validate import read_json
 
 if TYPE_CHECKING:
     from edgekit.data.layouts import ReadOptions
@@ -81,7 +81,7 @@ def from_list(path: Path) -> list[Item]:
     """The items of a CSV/JSON list of ``path,label[,method]`` (paths relative to the list)."""
     try:
         if path.suffix.lower() == ".json":
-            rows = json.loads(path.read_text(encoding="utf-8"))
+            rows = read_json(path, error=ValueError)
         else:
             with open(path, newline="", encoding="utf-8") as fh:
                 rows = list(csv.DictReader(fh))

@@ -31,7 +31,6 @@ never fatal; a layout with nothing labelled is one :class:`~edgekit.errors.DataE
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from pathlib import Path
 
 from edgekit.data.labels import IMAGE_EXTS, VIDEO_EXTS, Item
 from edgekit.errors import DataError
+from edgekit.validate import parse_json
 
 #: FaceForensics++'s manipulation methods, in its own spelling
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection")
@@ -155,12 +155,7 @@ def _read_text(path: Path, what: str) -> str:
 
 
 def _read_json(path: Path, what: str) -> object:
-    text = _read_text(path, what)
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        kind = "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON"
-        raise DataError(f"{path}: the {what} is {kind}; restore it from the download") from exc
+    return parse_json(_read_text(path, what), f"{path} ({what}; restore it from the download)", DataError)
 
 
 # --- FaceForensics++ -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 from edgekit._io import atomic_write_text, ensure_output_dir
 from edgekit.errors import UsageError
 from edgekit.evaluation.evaluate import EvalSpec, evaluate
+from edgekit.validate import read_json
 
 CROSS_SCHEMA = "edgekit.cross/1"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9+_.-]{0,31}")
@@ -84,8 +85,8 @@ def _rows(out: Path, names: list[str]) -> tuple[list[CrossRow], dict[str, Any]]:
     rows: list[CrossRow] = []
     data: dict[str, Any] = {}
     for name in names:
-        metrics = json.loads((out / name / "metrics.json").read_text(encoding="utf-8"))
-        meta = json.loads((out / name / "eval.json").read_text(encoding="utf-8"))
+        metrics = read_json(out / name / "metrics.json")
+        meta = read_json(out / name / "eval.json")
         data[name] = meta.get("data") or {}
         for variant, v in metrics["variants"].items():
             frame, video = v["frame"], v.get("video") or {}

@@ -21,7 +21,7 @@ from edgekit._io import atomic_write_text
 from edgekit.errors import FileFormatError, UsageError
 from edgekit.evaluation.metrics import Budget
 from edgekit.spec import FaceCrop
-from edgekit.validate import safe_name
+from edgekit.validate import read_json, safe_name
 
 SCORES = "scores.csv"
 EVAL_JSON = "eval.json"
@@ -226,7 +226,7 @@ def load_eval_meta(out_dir: Path) -> EvalMeta:
     """Read and validate ``eval.json`` from an eval folder."""
     path = Path(out_dir) / EVAL_JSON
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_json(path, error=ValueError)
     except (OSError, ValueError) as exc:
         raise UsageError(
             f"{Path(out_dir)} has no readable {EVAL_JSON}; run 'edgekit eval' first ({exc})"

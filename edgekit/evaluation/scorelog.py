@@ -24,6 +24,7 @@ from edgekit._io import atomic_write_text
 from edgekit.data.decode import Frames
 from edgekit.errors import FileFormatError, UsageError
 from edgekit.evaluation.results import SCORE_META_COLUMNS, SCORES
+from edgekit.validate import read_json
 
 JOURNAL = "scores.progress.json"
 _JOURNAL_SCHEMA = "edgekit.scores-progress"
@@ -99,7 +100,7 @@ class ScoreLog:
 
     def _reopen(self, fingerprint: dict[str, Any], header: str) -> Progress:
         try:
-            progress = Progress.from_dict(json.loads(self.journal.read_text(encoding="utf-8")), self.journal)
+            progress = Progress.from_dict(read_json(self.journal, error=ValueError), self.journal)
         except (OSError, ValueError) as exc:
             raise FileFormatError(f"{self.journal} is unreadable ({exc}); run without --resume") from exc
         if progress.fingerprint != fingerprint:

@@ -116,6 +116,6 @@ def test_a_placement_from_the_device_is_checked_before_it_is_believed() -> None:
 
 
 def test_an_ort_profile_that_nests_without_end_is_refused_not_a_crash() -> None:
-    with pytest.raises(ProtocolError, match="not a JSON array"):
+    with pytest.raises(ProtocolError, match="ONNX Runtime profile .*nested too deeply"):
         from_ort_profile("[" * 100_000)
     assert from_tflite_log(["nothing about delegates"]) is None

@@ -1,0 +1,117 @@
+"""Deeply nested JSON (thousands of '[') in every file edgekit reads back: one line naming the file,
+never a RecursionError traceback (issue 26, item 1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekit.errors import DataError, FileFormatError, ProtocolError, UsageError
+
+DEEP = "[" * 50_000 + "]" * 50_000
+
+
+def _manifest(tmp: Path) -> Any:
+    from edgekit.manifest import load_manifest
+
+    (tmp / "manifest.json").write_text(DEEP)
+    return load_manifest(tmp)
+
+
+def _eval_json(tmp: Path) -> Any:
+    from edgekit.evaluation.results import load_eval_meta
+
+    (tmp / "eval.json").write_text(DEEP)
+    return load_eval_meta(tmp)
+
+
+def _data_list(tmp: Path) -> Any:
+    from edgekit.data.labels import discover
+
+    (tmp / "list.json").write_text(DEEP)
+    return discover(tmp / "list.json")
+
+
+def _journal(tmp: Path) -> Any:
+    from edgekit.evaluation.scorelog import JOURNAL, SCORES, ScoreLog
+
+    (tmp / SCORES).write_text("sample,video,label,method,a\n")
+    (tmp / JOURNAL).write_text(DEEP)
+    return ScoreLog(tmp, ["a"], {"k": 1}, resume=True)
+
+
+def _recipe(tmp: Path) -> Any:
+    from edgekit.exporters.registry import ExportContext
+    from edgekit.exporters.tflite import export_recipe
+    from edgekit.spec import InputSpec
+    from tests.models import build_tiny
+
+    (tmp / "recipe.json").write_text(DEEP)
+    ctx = ExportContext(module=build_tiny().eval(), input_spec=InputSpec(shape=(1, 3, 32, 32)), calibration=None,
+                        recipe=tmp / "recipe.json")  # fmt: skip
+    return export_recipe(ctx)
+
+
+def _device_result(tmp: Path) -> Any:
+    from edgekit.device.protocol import RunResult
+
+    return RunResult.from_json(DEEP)
+
+
+def _device_config(tmp: Path) -> Any:
+    from edgekit.device.protocol import RunConfig
+
+    return RunConfig.from_json(DEEP)
+
+
+def _arch_kwargs(tmp: Path) -> Any:
+    from edgekit.cli._options import parse_arch_kwargs
+
+    return parse_arch_kwargs(DEEP)
+
+
+def _stored_preprocessing(tmp: Path) -> Any:
+    from edgekit.modelmeta import parse_preprocess
+
+    return parse_preprocess(DEEP, "model.pt2")
+
+
+def _ort_profile(tmp: Path) -> Any:
+    from edgekit.device.placement import from_ort_profile
+
+    return from_ort_profile(DEEP)
+
+
+READERS: list[tuple[Callable[[Path], Any], type[Exception], str]] = [
+    (_manifest, FileFormatError, "manifest.json"),
+    (_eval_json, UsageError, "eval.json"),
+    (_data_list, DataError, "list.json"),
+    (_journal, FileFormatError, "scores.progress.json"),
+    (_recipe, UsageError, "recipe.json"),
+    (_device_result, ProtocolError, "result.json"),
+    (_device_config, ProtocolError, "config.json"),
+    (_arch_kwargs, UsageError, "--arch-kwargs"),
+    (_stored_preprocessing, FileFormatError, "model.pt2"),
+    (_ort_profile, ProtocolError, "ONNX Runtime profile"),
+]
+
+
+@pytest.mark.parametrize(("read", "error", "named"), READERS, ids=[r[2] for r in READERS])
+def test_deep_json_is_one_line_naming_the_file(
+    tmp_path: Path, read: Callable[[Path], Any], error: type[Exception], named: str
+) -> None:
+    with pytest.raises(error) as info:
+        read(tmp_path)
+    message = str(info.value)
+    assert named in message and "\n" not in message and len(message) < 400, message
+    assert not isinstance(info.value.__cause__, RecursionError)
+
+
+def test_a_deep_line_in_the_bench_journal_is_measured_again_not_a_traceback(tmp_path: Path) -> None:
+    from edgekit.device.results import JSONL, read_cells
+
+    (tmp_path / JSONL).write_text(DEEP + '\n{"key": "k", "device": "d"}\n')
+    assert [c["key"] for c in read_cells(tmp_path)] == ["k"]
