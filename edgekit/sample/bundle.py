@@ -60,7 +60,7 @@ def write_sample(out_dir: Path, count: int = 500, seed: int = SAMPLE_SEED) -> Sa
         fake = bool(i % 2)
         label = LABELS[int(fake)]
         folder = out / DATA_DIR / label
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_output_dir(folder)
         png = io.BytesIO()
         Image.fromarray(make_image(seed, i, fake, IMAGE_SIZE)).save(png, format="PNG")
         atomic_write_bytes(folder / f"{label}_{i:05d}.png", png.getvalue())

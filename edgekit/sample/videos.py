@@ -155,7 +155,7 @@ def write_videos(
             if method:
                 fake[method] = fake.get(method, 0) + 1
         for path, face in jobs:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_output_dir(path.parent)
             # every clip of one original shares its background, placement and motion: FF++'s
             # fakes are the target video with only the face replaced
             clip_rng = np.random.default_rng([seed, index])

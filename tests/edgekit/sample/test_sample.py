@@ -57,3 +57,20 @@ def test_write_sample(tmp_path: Path) -> None:
 def test_write_sample_rejects_tiny_count(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--count"):
         write_sample(tmp_path, count=1)
+
+
+@pytest.mark.parametrize("in_the_way", ["videos/real", "data/fake", "sample_detector.pt2/"])
+def test_sample_into_a_folder_with_something_in_the_way_is_one_line(tmp_path: Path, in_the_way: str) -> None:
+    from typer.testing import CliRunner
+
+    from edgekit.cli import app
+
+    blocker = tmp_path / "s" / in_the_way.rstrip("/")
+    blocker.parent.mkdir(parents=True)
+    blocker.mkdir() if in_the_way.endswith("/") else blocker.write_text("not a folder")
+    result = CliRunner().invoke(app, ["sample", "-o", str(tmp_path / "s"), "--count", "4", "--videos",
+                                      "--originals", "1"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error:") and "Traceback" not in result.output, result.output
+    assert in_the_way.split("/")[0] in lines[-1]
