@@ -49,6 +49,8 @@ from edgekit.errors import (
     DeviceGoneError,
     DeviceSelectionError,
     DeviceTimeoutError,
+    EdgekitError,
+    OutputError,
     ProtocolError,
     UsageError,
 )
@@ -593,13 +595,27 @@ def _bench_with(adb: Adb, wanted: str | None, spec: BenchSpec, models: list[Benc
             with lock:
                 append_cell(out, record)
                 report.cells.append(record)
-            say(_progress_line(record))
+            with contextlib.suppress(Exception):  # a failing progress display must not end the run
+                say(_progress_line(record))
 
-    workers = [threading.Thread(target=worker, args=(s,), name=f"bench-{s}") for s in serials]
+    failures: list[BaseException] = []
+
+    def guarded(serial: str) -> None:
+        # a thread's exception would print a traceback and be lost: keep it for the caller
+        try:
+            worker(serial)
+        except BaseException as exc:  # re-raised in the calling thread below
+            failures.append(exc)
+
+    workers = [threading.Thread(target=guarded, args=(s,), name=f"bench-{s}") for s in serials]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
+    if failures:
+        if isinstance(failures[0], EdgekitError):
+            raise failures[0]
+        raise OutputError(f"the bench worker stopped: {type(failures[0]).__name__}: {failures[0]}".splitlines()[0])
     report.pending = work.qsize()
     return report
 

@@ -41,9 +41,23 @@ def _console(std: TextIO) -> Console:
     return Console(file=stream, width=None if stream.isatty() else 120, markup=False)
 
 
+def visible(text: object) -> str:
+    """``text`` with every control character but newline and tab shown escaped (``\\x1b``): a file
+    name or device message carrying terminal escape sequences is printed, never obeyed."""
+    return "".join(
+        c if c in "\n\t" or (c.isprintable() and c != "\x7f") else repr(c)[1:-1] for c in str(text)
+    )
+
+
 def paint(text: str, style: str) -> Text:
-    """``text`` in ``style``, never parsed for markup."""
-    return Text(str(text), style=style)
+    """``text`` in ``style``, never parsed for markup, control characters shown escaped."""
+    return Text(visible(text), style=style)
+
+
+def plain(text: str) -> Text:
+    """``text`` as it is: rich's status spinner parses a str as markup (in its own refresh thread,
+    whose traceback would reach stderr on a stray "[/x]"); a Text is never parsed."""
+    return Text(visible(text))
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,9 @@ class UI:
 
     def fail(self, exc: EdgekitError) -> typer.Exit:
         """Print one red line for ``exc`` and return the Exit to raise."""
-        self.err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
+        self.err.print(
+            Text.assemble(("error:", "bold red"), " ", visible(exc)), highlight=False, soft_wrap=True
+        )
         return typer.Exit(exc.exit_code)
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from edgekit.cli._options import model_source, parse_floats, parse_shape
-from edgekit.cli._ui import UI, paint, run_guarded
+from edgekit.cli._ui import UI, paint, plain, run_guarded
 
 if TYPE_CHECKING:
     from edgekit.compress.workspace import ModelData
@@ -82,7 +82,9 @@ def prune(
         ),
     )
     with ui.err.status("pruning") as status:
-        result = run_guarded(ui, lambda: run_prune(spec, lambda m, d, t: status.update(f"{m} {d}/{t}")))
+        result = run_guarded(
+            ui, lambda: run_prune(spec, lambda m, d, t: status.update(plain(f"{m} {d}/{t}")))
+        )
     if as_json:
         ui.out.print_json(json.dumps(result.to_dict()))
         return
@@ -157,7 +159,9 @@ def sensitivity(
 
     spec = run_guarded(ui, build)
     with ui.err.status("measuring") as status:
-        result = run_guarded(ui, lambda: run_sensitivity(spec, lambda m, d, t: status.update(f"{m} {d}/{t}")))
+        result = run_guarded(
+            ui, lambda: run_sensitivity(spec, lambda m, d, t: status.update(plain(f"{m} {d}/{t}")))
+        )
     q = _table(
         "most INT8-sensitive ops (model-output SQNR, dB)",
         ("op", "layer", "kind", "INT8", "layer INT8", "INT4"),
@@ -244,7 +248,10 @@ def optimize(
         timer = latency_timer(device, adb, out / "device")
     with ui.err.status("searching") as status:
         result = run_guarded(
-            ui, lambda: run_optimize(spec, lambda m, d, t: status.update(f"{m} {d}/{t}"), device_timer=timer)
+            ui,
+            lambda: run_optimize(
+                spec, lambda m, d, t: status.update(plain(f"{m} {d}/{t}")), device_timer=timer
+            ),
         )
     table = _table(
         f"edgekit optimize: {objective}, AUC drop <= {max_auc_drop} (baseline AUC {_db(result.baseline_auc)})",

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from edgekit.cli._ui import UI, paint, run_guarded
+from edgekit.cli._ui import UI, paint, plain, run_guarded
 from edgekit.errors import UsageError
 
 
@@ -185,8 +185,8 @@ def bench(
     with ui.err.status("benchmarking") as status:
 
         def progress(message: str) -> None:
-            status.update(message)
-            ui.err.print(message, highlight=False)
+            status.update(plain(message))
+            ui.err.print(plain(message), highlight=False)
 
         report = run_guarded(ui, lambda: run_bench(spec, progress))
     if as_json:

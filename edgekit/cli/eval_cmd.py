@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from edgekit.cli._options import FACE_CROP_HELP, FACE_MARGIN, FACE_MARGIN_HELP, face_crop, parse_arch_kwargs
-from edgekit.cli._ui import UI, run_guarded
+from edgekit.cli._ui import UI, plain, run_guarded
 from edgekit.validate import read_json
 
 
@@ -114,9 +114,9 @@ def evaluate(
     across = len(named) > 1 or "=" in data[0]
     with ui.err.status("evaluating") as status:
         if across:
-            folder = run_guarded(ui, lambda: evaluate_across(spec, named, status.update))
+            folder = run_guarded(ui, lambda: evaluate_across(spec, named, lambda m: status.update(plain(m))))
         else:
-            folder = run_guarded(ui, lambda: run_eval(spec, status.update))
+            folder = run_guarded(ui, lambda: run_eval(spec, lambda m: status.update(plain(m))))
     if across:
         _cross_summary(ui, folder)
     else:

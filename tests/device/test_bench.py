@@ -273,3 +273,36 @@ def test_an_accelerator_the_runtime_gave_no_op_is_recorded_as_a_cpu_run() -> Non
     assert (used, share) == ("cpu", 0.0) and why.startswith("GPU took 0 of 40 ops")
     used, why, share = _accelerator_truth("gpu", result({"TfLiteGpuDelegateV2": 30, "builtin": 10}))
     assert (used, why, share) == ("gpu", None, 0.75)
+
+
+def test_a_progress_display_that_fails_never_ends_the_run_in_a_thread(
+    lab: Lab, tiny_export: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A device message with markup once killed the worker thread through the progress display
+    (its traceback reached stderr); the cells are recorded whatever the display does."""
+    _, adb = lab.start(lab.device(faults=Faults(crash_runs={0})))
+
+    def display(message: str) -> None:
+        if "tflite_" in message:  # the cells' lines, printed from the worker threads
+            raise ValueError(f"cannot show {message}")
+
+    report = bench(_spec(tiny_export, tmp_path, variants=("tflite_fp32", "tflite_int8")), display, adb=adb)
+    assert [c["status"] for c in report.cells] == ["error", "ok"]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_markup_and_escapes_in_messages_are_shown_not_obeyed() -> None:
+    from rich.console import Console
+    from rich.errors import MarkupError
+    from rich.spinner import Spinner
+
+    from edgekit.cli._ui import plain, visible
+
+    hostile = "model [/bold] crashed \x1b[2J\x1b]0;owned\x07"
+    with pytest.raises(MarkupError):  # what rich's status spinner does with a str
+        Spinner("dots", text=hostile)
+    console = Console(record=True, width=200)
+    console.print(Spinner("dots", text=plain(hostile)))
+    shown = console.export_text()
+    assert "[/bold]" in shown and "\x1b" not in shown and "\\x1b[2J" in shown
+    assert visible("a\tb\nc\x7f") == "a\tb\nc\\x7f"
