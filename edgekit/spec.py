@@ -113,6 +113,14 @@ class Preprocess:
             isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers
         ):
             raise UsageError("scale, mean and std must be finite numbers")
+        # a pixel of 0..255 scaled and normalised must stay an ordinary float: a stored scale of
+        # 1e300 (or a std of 1e-300) would feed inf to every model without a word
+        if not (
+            0 < pre.scale <= 1.0
+            and all(abs(m) <= 1e3 for m in pre.mean)
+            and all(1e-6 <= abs(s) <= 1e3 for s in pre.std)
+        ):
+            raise UsageError("scale must be in (0, 1], |mean| at most 1000 and |std| between 1e-6 and 1000")
         if (
             not all(isinstance(n, int) and 0 < n <= 8192 for n in (pre.height, pre.width))
             or pre.color != "RGB"

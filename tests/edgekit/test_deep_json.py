@@ -115,3 +115,18 @@ def test_a_deep_line_in_the_bench_journal_is_measured_again_not_a_traceback(tmp_
 
     (tmp_path / JSONL).write_text(DEEP + '\n{"key": "k", "device": "d"}\n')
     assert [c["key"] for c in read_cells(tmp_path)] == ["k"]
+
+
+@pytest.mark.parametrize(
+    "stored", [{"scale": 1e300}, {"std": [1e-300, 1, 1]}, {"mean": [1e308, 0, 0]}, {"scale": 0}]
+)
+def test_stored_preprocessing_outside_sane_ranges_is_one_line(stored: dict[str, Any]) -> None:
+    import json
+
+    from edgekit.modelmeta import PREPROCESS_SCHEMA, parse_preprocess
+
+    record = {"schema": PREPROCESS_SCHEMA, "schema_version": 1, "mean": [0.5] * 3, "std": [0.5] * 3, **stored}
+    with pytest.raises(
+        FileFormatError, match=r"model.pt2: the stored preprocessing is not valid .*scale must be"
+    ):
+        parse_preprocess(json.dumps(record), "model.pt2")
