@@ -615,7 +615,9 @@ def _bench_with(adb: Adb, wanted: str | None, spec: BenchSpec, models: list[Benc
     if failures:
         if isinstance(failures[0], EdgekitError):
             raise failures[0]
-        raise OutputError(f"the bench worker stopped: {type(failures[0]).__name__}: {failures[0]}".splitlines()[0])
+        raise OutputError(
+            f"the bench worker stopped: {type(failures[0]).__name__}: {failures[0]}".splitlines()[0]
+        )
     report.pending = work.qsize()
     return report
 
