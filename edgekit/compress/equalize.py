@@ -9,6 +9,8 @@ Nagel et al., "Data-Free Quantization Through Weight Equalization and Bias Corre
   weight range after folding BatchNorm). ReLU is positively homogeneous, so the float output
   is unchanged (tested to float rounding); pairs with ReLU6/hardtanh or other activations in
   between are left alone, since there the scaling would change what the model computes.
+- **Activation equalization** (:func:`activation_equalize`, data-aware): the same rescaling aimed
+  at the activations instead of the weights, across ReLU6 too within a headroom (see there).
 - **Bias correction** (empirical): per-channel INT8 weight rounding (symmetric, scale
   ``max|w|/127`` per output channel, which is what LiteRT and ONNX Runtime's per-channel
   quantizers do on the folded weights) shifts each channel's mean output. That shift is

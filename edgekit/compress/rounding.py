@@ -163,8 +163,8 @@ def _compensated_rounding(w: Any, gram: Any, levels: int, damping: float = 0.01)
     """Integers for ``w`` (grid units: the float weights divided by their row's scale; shape
     (groups, rows, d)) rounded one input at a time, each rounding error pushed onto the inputs
     not yet rounded through the inverse Gram matrix (GPTQ, Frantar et al., ICLR 2023), in order
-    of decreasing input power. Every row's largest weight is rounded first and never moved, so
-    the row keeps the scale the converter will compute."""
+    of decreasing input power. Every row's largest weight (exactly +-``levels``) takes no share of
+    the pushed errors, so the row keeps the scale the converter will compute."""
     import torch
 
     g, rows, d = w.shape
