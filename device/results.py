@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgekit._io import atomic_write_text
+from edgekit._io import atomic_write_text, not_a_link
 from edgekit.validate import finite_json, parse_json
 
 JSONL = "bench.jsonl"
@@ -46,7 +46,7 @@ def read_cells(out_dir: Path) -> list[dict[str, Any]]:
 
 def append_cell(out_dir: Path, cell: dict[str, Any]) -> None:
     """Append one cell to bench.jsonl (fsynced) and refresh that device's CSV."""
-    path = Path(out_dir) / JSONL
+    path = not_a_link(Path(out_dir) / JSONL)
     line = json.dumps(finite_json(cell), ensure_ascii=False, allow_nan=False) + "\n"
     with open(path, "a+b") as fh:
         # a crash mid-write leaves a torn last line: end it, so this record is not glued onto it

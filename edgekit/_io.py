@@ -47,6 +47,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def not_a_link(path: Path) -> Path:
+    """``path``, refused (:class:`OutputError`) when it is a symbolic link: a file edgekit appends
+    to or rewrites in place (scores.csv, its journal, bench.jsonl) must be its own, or a planted
+    link would have it write into a file elsewhere."""
+    if Path(path).is_symlink():
+        raise OutputError(f"{path} is a link: edgekit only appends to its own files there; remove the link")
+    return Path(path)
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()

@@ -64,13 +64,19 @@ def label_of(path: Path, root: Path) -> int | None:
     return classify(rel)[0]
 
 
-def from_folder(root: Path) -> list[Item]:
-    """Every image/video under a ``real/`` or ``fake/`` folder of ``root``."""
+def from_folder(root: Path, outside: list[str] | None = None) -> list[Item]:
+    """Every image/video under a ``real/`` or ``fake/`` folder of ``root``; a link that leads out
+    of ``root`` is skipped (its name appended to ``outside``)."""
     items = []
+    base = root.resolve()
     for p in sorted(root.rglob("*")):
         if not p.is_file() or p.suffix.lower() not in IMAGE_EXTS | VIDEO_EXTS:
             continue
         rel = p.relative_to(root)
+        if p.is_symlink() and not p.resolve().is_relative_to(base):
+            if outside is not None:
+                outside.append(rel.as_posix())
+            continue
         label, method = classify(rel)
         if label is not None:
             items.append(Item(p, rel.as_posix(), label, method))
@@ -99,6 +105,10 @@ def from_list(path: Path) -> list[Item]:
         if label is None:
             raise DataError(f"{path}: label {r['label']!r} of {r['path']} is not 0/1 or real/fake")
         p = (path.parent / str(r["path"])).resolve()
+        if not p.is_relative_to(path.parent.resolve()):
+            raise DataError(
+                f"{path}: {str(r['path'])[:120]!r} is outside the list's folder; keep the list beside or above its files"
+            )
         items.append(Item(p, str(r["path"]), label, (r.get("method") or None) if label == 1 else None))
     return items
 

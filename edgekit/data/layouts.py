@@ -448,10 +448,12 @@ def read_data(data: Path, opts: ReadOptions | None = None) -> Listing:
 def _read_folders(root: Path, opts: ReadOptions) -> Listing:
     from edgekit.data.labels import from_folder, nothing_labelled
 
-    items = tuple(from_folder(root))
+    outside: list[str] = []
+    items = tuple(from_folder(root, outside))
     if not items:
         raise nothing_labelled(root)
-    return Listing("folders", items)
+    notes = (f"{len(outside)} links leading outside {root} were skipped",) if outside else ()
+    return Listing("folders", items, notes)
 
 
 @layout("list", "a CSV/JSON list of path,label[,method]", lambda p: p.is_file())

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit._io import atomic_write_text
+from edgekit._io import atomic_write_text, not_a_link
 from edgekit.data.decode import Frames
 from edgekit.errors import FileFormatError, UsageError
 from edgekit.evaluation.results import SCORE_META_COLUMNS, SCORES
@@ -79,8 +79,8 @@ class ScoreLog:
     def __init__(
         self, out_dir: Path, columns: Sequence[str], fingerprint: dict[str, Any], resume: bool
     ) -> None:
-        self.path = Path(out_dir) / SCORES
-        self.journal = Path(out_dir) / JOURNAL
+        self.path = not_a_link(Path(out_dir) / SCORES)
+        self.journal = not_a_link(Path(out_dir) / JOURNAL)
         self.columns = list(columns)
         self.done: set[str] = set()
         fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back (tuples become lists)

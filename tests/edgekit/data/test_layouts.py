@@ -181,3 +181,20 @@ def test_the_sample_writes_each_layout_and_the_readers_get_it_right(tmp_path: Pa
     cdf = read_data(tmp_path / "cdf", ReadOptions(split="test"))
     assert cdf.layout == "celebdf" and {(i.name, i.label) for i in cdf.items} == {
         ("Celeb-real/id4_0000.mp4", 0), ("Celeb-synthesis/id4_id0_0000.mp4", 1)}  # fmt: skip
+
+
+def test_real_fake_folders_and_lists_never_read_outside_their_folder(tmp_path: Path) -> None:
+    from edgekit.data.labels import discover
+
+    data = tmp_path / "data"
+    _touch(data, "real/a.png", "fake/b.png")
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\0")
+    os.symlink(secret, data / "fake" / "linked.png")
+    os.symlink(data, data / "real" / "loop")  # a link loop: not followed
+    listing = read_data(data)
+    assert sorted(i.name for i in listing.items) == ["fake/b.png", "real/a.png"]
+    assert listing.notes == (f"1 links leading outside {data} were skipped",)
+    (data / "list.csv").write_text("path,label\nreal/a.png,0\n../secret.png,1\n")
+    with pytest.raises(DataError, match="'../secret.png' is outside the list's folder"):
+        discover(data / "list.csv")

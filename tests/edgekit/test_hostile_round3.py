@@ -1,5 +1,6 @@
-"""Deeply nested JSON (thousands of '[') in every file edgekit reads back: one line naming the file,
-never a RecursionError traceback (issue 26, item 1)."""
+"""Untrusted input, round 3 (issue 26): deeply nested JSON (thousands of '[') in every file edgekit
+reads back is one line naming the file, never a RecursionError traceback; stored preprocessing
+outside sane ranges is refused; files edgekit appends to are never links."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edgekit.errors import DataError, FileFormatError, ProtocolError, UsageError
+from edgekit.errors import DataError, FileFormatError, OutputError, ProtocolError, UsageError
 
 DEEP = "[" * 50_000 + "]" * 50_000
 
@@ -130,3 +131,21 @@ def test_stored_preprocessing_outside_sane_ranges_is_one_line(stored: dict[str, 
         FileFormatError, match=r"model.pt2: the stored preprocessing is not valid .*scale must be"
     ):
         parse_preprocess(json.dumps(record), "model.pt2")
+
+
+def test_files_edgekit_appends_to_are_never_links(tmp_path: Path) -> None:
+    """A planted scores.csv or bench.jsonl link would have edgekit append into a file elsewhere."""
+    from edgekit.device.results import JSONL, append_cell
+    from edgekit.evaluation.scorelog import SCORES, ScoreLog
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / SCORES).symlink_to(victim)
+    with pytest.raises(OutputError, match="is a link"):
+        ScoreLog(out, ["a"], {"k": 1}, resume=True)
+    (out / JSONL).symlink_to(victim)
+    with pytest.raises(OutputError, match="is a link"):
+        append_cell(out, {"key": "k", "device": "d"})
+    assert victim.read_text() == "keep me\n"
