@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from edgekit.device.protocol import RunConfig, RunResult
 from edgekit.errors import EdgekitError
+from edgekit.evaluation.scorelog import Progress
 from edgekit.manifest import manifest_from_dict
 
 JSON = st.recursive(
@@ -114,3 +115,44 @@ def test_the_unmutated_bases_parse() -> None:
 def test_manifest_nested_mutations(variant: dict[str, Any], pre: dict[str, Any], out: dict[str, Any]) -> None:
     for key, value in (("variants", [variant]), ("preprocess", pre), ("output", out)):
         _parses_or_edgekit_error(manifest_from_dict, {**_MANIFEST, key: value})
+
+
+_PREPROCESS_RECORD = {"schema": "edgekit.preprocess", "schema_version": 1, "height": 8, "width": 8,
+                      "resize": "bilinear", "color": "RGB", "scale": 1 / 255, "mean": [0.5] * 3, "std": [0.5] * 3}  # fmt: skip
+
+
+@SETTINGS
+@given(_mutations(_PREPROCESS_RECORD) | JSON)
+def test_stored_preprocessing_mutations(d: Any) -> None:
+    from edgekit.modelmeta import PREPROCESS_SCHEMA, parse_preprocess
+
+    if isinstance(d, dict) and d.get("schema") == "edgekit.preprocess":
+        d["schema"] = PREPROCESS_SCHEMA
+    _parses_or_edgekit_error(lambda text: parse_preprocess(text, "model.pt2"), json.dumps(d))
+
+
+_JOURNAL = Progress({"a": 1}, 10, [["f", "why"]], 0, 1, 3).to_dict()
+
+
+@SETTINGS
+@given(_mutations(_JOURNAL) | JSON)
+def test_scoring_journal_mutations(d: Any) -> None:
+    from pathlib import Path
+
+    _parses_or_edgekit_error(lambda v: Progress.from_dict(v, Path("scores.progress.json")), d)
+
+
+@SETTINGS
+@given(JSON)
+def test_faceforensics_split_files_of_any_shape(value: Any) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from edgekit.data.layouts import ReadOptions, read_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "original_sequences/youtube/c23/videos").mkdir(parents=True)
+        (root / "original_sequences/youtube/c23/videos/000.mp4").write_bytes(b"\0")
+        (root / "test.json").write_text(json.dumps(value))
+        _parses_or_edgekit_error(lambda _: read_data(root, ReadOptions(split="test")), None)
