@@ -121,7 +121,7 @@ def folder_arrays(
     until about ``max_frames`` frames, then decoded through the same chunked path as eval.
     """
     from edgekit.data.decode import Frames, chunks
-    from edgekit.data.labels import discover
+    from edgekit.data.layouts import discover
     from edgekit.data.tensors import preprocess_image
     from edgekit.spec import Layout
 

@@ -5,7 +5,8 @@ preprocessing into model tensors with seeded splits (``tensors``).
 from __future__ import annotations
 
 from edgekit.data.decode import Frames, decode, read_image
-from edgekit.data.labels import ARRAY_EXTS, IMAGE_EXTS, VIDEO_EXTS, Item, classify, discover, label_of
+from edgekit.data.labels import ARRAY_EXTS, IMAGE_EXTS, VIDEO_EXTS, Item, classify, label_of
+from edgekit.data.layouts import discover
 from edgekit.data.tensors import DataSet, find_files, load_dataset, preprocess_image, split_files
 
 __all__ = [

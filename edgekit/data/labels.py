@@ -11,13 +11,9 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
 
 from edgekit.errors import DataError
 from edgekit.validate import read_json
-
-if TYPE_CHECKING:
-    from edgekit.data.layouts import ReadOptions
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 ARRAY_EXTS = frozenset({".npy", ".npz"})
@@ -111,22 +107,3 @@ def from_list(path: Path) -> list[Item]:
             )
         items.append(Item(p, str(r["path"]), label, (r.get("method") or None) if label == 1 else None))
     return items
-
-
-def discover(data: Path, options: ReadOptions | None = None) -> list[Item]:
-    """Every labelled image/video under ``data``: a folder in one of the layouts of
-    :mod:`edgekit.data.layouts` (FaceForensics++, Celeb-DF, DFDC, real/ and fake/ folders) or a
-    CSV/JSON list."""
-    from edgekit.data.layouts import read_data
-
-    return list(read_data(Path(data), options).items)
-
-
-def nothing_labelled(data: Path) -> DataError:
-    """The error for a folder or list without a single labelled image or video."""
-    if data.is_dir() and any(data.rglob("*.*")):
-        return DataError(
-            f"no labels under {data}: put files under real/ and fake/ folders, pass a CSV of path,label, "
-            "or name the layout with --dataset ff++|celebdf|dfdc"
-        )
-    return DataError(f"--data {data} holds no images or videos; add some under real/ and fake/")

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekit.data.labels import IMAGE_EXTS, VIDEO_EXTS, Item
+from edgekit.data.labels import IMAGE_EXTS, VIDEO_EXTS, Item, from_folder, from_list
 from edgekit.errors import DataError
 from edgekit.validate import parse_json
 
@@ -446,8 +446,6 @@ def read_data(data: Path, opts: ReadOptions | None = None) -> Listing:
 
 @layout("folders", "real/ and fake/ folders (fake/<method>/ names the method)", lambda p: p.is_dir())
 def _read_folders(root: Path, opts: ReadOptions) -> Listing:
-    from edgekit.data.labels import from_folder, nothing_labelled
-
     outside: list[str] = []
     items = tuple(from_folder(root, outside))
     if not items:
@@ -458,8 +456,6 @@ def _read_folders(root: Path, opts: ReadOptions) -> Listing:
 
 @layout("list", "a CSV/JSON list of path,label[,method]", lambda p: p.is_file())
 def _read_list(path: Path, opts: ReadOptions) -> Listing:
-    from edgekit.data.labels import from_list
-
     return Listing("list", tuple(from_list(path)))  # an empty list is refused there
 
 
@@ -483,3 +479,20 @@ def frame_files(folder: Path) -> list[Path]:
             continue
         out.append(p)
     return out
+
+
+def discover(data: Path, options: ReadOptions | None = None) -> list[Item]:
+    """Every labelled image/video under ``data``: a folder in one of the layouts of
+    :mod:`edgekit.data.layouts` (FaceForensics++, Celeb-DF, DFDC, real/ and fake/ folders) or a
+    CSV/JSON list."""
+    return list(read_data(Path(data), options).items)
+
+
+def nothing_labelled(data: Path) -> DataError:
+    """The error for a folder or list without a single labelled image or video."""
+    if data.is_dir() and any(data.rglob("*.*")):
+        return DataError(
+            f"no labels under {data}: put files under real/ and fake/ folders, pass a CSV of path,label, "
+            "or name the layout with --dataset ff++|celebdf|dfdc"
+        )
+    return DataError(f"--data {data} holds no images or videos; add some under real/ and fake/")

@@ -255,6 +255,8 @@ def _fingerprint(spec: EvalSpec, manifest: Manifest, pre: Preprocess, columns: l
     return {
         "variants": columns,
         "data": str(Path(spec.data).resolve()),
+        # the same folder read as another layout, split or quality is other data
+        "reading": [spec.dataset, spec.split, spec.quality],
         "frames": spec.frames,
         "preprocess": pre.to_dict(),
         "model": manifest.name,

@@ -30,7 +30,7 @@ def _eval_json(tmp: Path) -> Any:
 
 
 def _data_list(tmp: Path) -> Any:
-    from edgekit.data.labels import discover
+    from edgekit.data.layouts import discover
 
     (tmp / "list.json").write_text(DEEP)
     return discover(tmp / "list.json")

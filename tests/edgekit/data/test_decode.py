@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgekit.data.decode import decode
-from edgekit.data.labels import discover
+from edgekit.data.layouts import discover
 from edgekit.errors import DataError
 from edgekit.sample.synth import make_image
 from edgekit.spec import Preprocess

@@ -184,7 +184,7 @@ def test_the_sample_writes_each_layout_and_the_readers_get_it_right(tmp_path: Pa
 
 
 def test_real_fake_folders_and_lists_never_read_outside_their_folder(tmp_path: Path) -> None:
-    from edgekit.data.labels import discover
+    from edgekit.data.layouts import discover
 
     data = tmp_path / "data"
     _touch(data, "real/a.png", "fake/b.png")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgekit.data.decode import chunks
-from edgekit.data.labels import discover
+from edgekit.data.layouts import discover
 from edgekit.errors import UsageError
 from edgekit.evaluation import evaluate as evaluate_module
 from edgekit.evaluation.evaluate import EvalSpec, evaluate
@@ -118,6 +118,8 @@ def test_resume_refuses_other_settings(export_dir: Path, data: Path, tmp_path: P
         evaluate(_spec(export_dir, data, out, chunk=4), stop)
     with pytest.raises(UsageError, match="frames"):
         evaluate(_spec(export_dir, data, out, chunk=4, frames=5, resume=True))
+    with pytest.raises(UsageError, match="reading"):  # the same folder read as another layout
+        evaluate(_spec(export_dir, data, out, chunk=4, dataset="folders", resume=True))
     evaluate(_spec(export_dir, data, tmp_path / "done"))
     with pytest.raises(UsageError, match="drop --resume"):
         evaluate(_spec(export_dir, data, tmp_path / "done", resume=True))
