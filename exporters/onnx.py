@@ -105,7 +105,7 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
         return quantize_int8(ctx)
     from edgekit.compress.ranges import activation_range
     from edgekit.exporters.repair import (
-        ACT_EQUALIZED,
+        ACT_STEPS,
         DISTILLED,
         LEARNED,
         activation_equalized,
@@ -115,6 +115,7 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
         diagnose,
         fallback_name,
         fallback_skip,
+        learn_from_better,
         learned_module,
         learned_skip,
         record,
@@ -148,8 +149,8 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
             state["config"] = None
         if state.get("equalized") is not None:  # the learned rungs start from it if it did better
             module, ranges = state.pop("equalized")
-            if r.sqnr_db > max((s for s, _ in state["scored"]), default=float("-inf")):
-                state["learn_from"], state["learn_ranges"] = module, ranges
+            best = max((s for s, _ in state["scored"]), default=float("-inf"))
+            learn_from_better(state, r.sqnr_db, best, (module, ranges))
         return r.flips, r.samples, r.sqnr_db, r.passed
 
     def best() -> str | None:
@@ -172,16 +173,18 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
 
         return build
 
-    def act_equalized() -> bytes:
-        module, changes = activation_equalized(ctx)
-        state["changes"][ACT_EQUALIZED] = changes
-        # the rescaled channels move the activation ranges: sample the rescaled model's own
-        sub = dataclasses.replace(ctx, module=module, cache={})
-        ranges = {
-            n: activation_range(v, None) for n, v in onnx_activation_samples(_preprocessed(sub), x).items()
-        }
-        state["equalized"] = (module, ranges)
-        return quantize_int8(sub, ranges=ranges)
+    def act_equalized(step: str) -> Any:
+        def build() -> bytes:
+            module, changes = activation_equalized(ctx, step)
+            state["changes"][step] = changes
+            # the rescaled channels move the activation ranges: sample the rescaled model's own
+            sub = dataclasses.replace(ctx, module=module, cache={})
+            samples = onnx_activation_samples(_preprocessed(sub), x)
+            ranges = {n: activation_range(v, None) for n, v in samples.items()}
+            state["equalized"] = (module, ranges)
+            return quantize_int8(sub, ranges=ranges)
+
+        return build
 
     def learned(step: str) -> Any:
         def build() -> bytes:
@@ -221,7 +224,8 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
     # Entropy gave MinMax's result to the digit on both real networks of benchmarks/int8_real.py
     steps: list[tuple[str, Any]] = [("min/max ranges", plain), ("percentile 99.99 ranges", ranged(99.99)),
                                     ("MSE-optimal ranges", ranged(None))]  # fmt: skip
-    steps += [(ACT_EQUALIZED, act_equalized), (LEARNED, learned(LEARNED)), (DISTILLED, learned(DISTILLED))]
+    steps += [(s, act_equalized(s)) for s in ACT_STEPS]
+    steps += [(LEARNED, learned(LEARNED)), (DISTILLED, learned(DISTILLED))]
     steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
 
     degenerate = degenerate_reference(ref)

@@ -150,14 +150,19 @@ def search(
 #: the learned repair rungs (edgekit.compress.rounding and .distill), after the cheap steps
 LEARNED = "learned rounding"
 DISTILLED = "distillation"
-#: the data-aware rescaling of edgekit.compress.equalize.activation_equalize, before them
-ACT_EQUALIZED = "activation equalization"
+#: the data-aware rescaling of edgekit.compress.equalize.activation_equalize, before them: into
+#: depthwise layers only (free: per-channel weights), then into every layer (full convs lose
+#: weight precision on the shrunk columns, which helps one model and hurts another)
+ACT_EQUALIZED_DW = "activation equalization (depthwise consumers)"
+ACT_EQUALIZED = "activation equalization (all consumers)"
+ACT_STEPS = (ACT_EQUALIZED_DW, ACT_EQUALIZED)
 
 
-def activation_equalized(ctx: Any) -> tuple[Any, dict[str, Any]]:
+def activation_equalized(ctx: Any, step: str) -> tuple[Any, dict[str, Any]]:
     """(the PyTorch model with :func:`~edgekit.compress.equalize.activation_equalize` applied on
-    up to 256 calibration images, what it changed), once per export."""
-    if "activation_equalized" not in ctx.cache:
+    up to 256 calibration images as ``step`` says, what it changed), once per export and step."""
+    key = f"activation_equalized:{step}"
+    if key not in ctx.cache:
         import torch
 
         from edgekit.compress.equalize import activation_equalize, equalize, find_units
@@ -165,16 +170,31 @@ def activation_equalized(ctx: Any) -> tuple[Any, dict[str, Any]]:
         assert ctx.calibration is not None  # the ladder runs on calibration data
         with torch.inference_mode(False):
             module, _ = equalize(ctx.module, ctx.sample_input(), cle=False, bias_correction=False)
-            pairs = activation_equalize(module, find_units(module), ctx.calibration[:256])
-        ctx.cache["activation_equalized"] = (module, {"rescaled_pairs": len(pairs)})
-    return ctx.cache["activation_equalized"]  # type: ignore[no-any-return]
+            pairs = activation_equalize(module, find_units(module), ctx.calibration[:256],
+                                        depthwise_only=step == ACT_EQUALIZED_DW)  # fmt: skip
+        ctx.cache[key] = (module, {"rescaled_pairs": len(pairs)})
+    return ctx.cache[key]  # type: ignore[no-any-return]
 
 
 def activation_skip(ctx: Any, step: str) -> str | None:
-    """Why the activation equalization rung is not run, or None."""
-    if step == ACT_EQUALIZED and not activation_equalized(ctx)[1]["rescaled_pairs"]:
+    """Why an activation equalization rung is not run, or None."""
+    if step not in ACT_STEPS:
+        return None
+    pairs = activation_equalized(ctx, step)[1]["rescaled_pairs"]
+    if not pairs:
         return "no layer output has channels far below its shared 8-bit range"
+    if step == ACT_EQUALIZED and pairs == activation_equalized(ctx, ACT_EQUALIZED_DW)[1]["rescaled_pairs"]:
+        return "every rescaled pair feeds a depthwise layer: the same model as the step before"
     return None
+
+
+def learn_from_better(
+    state: dict[str, Any], score: float, best_ranges: float, start: tuple[Any, Any]
+) -> None:
+    """Let the learned rungs start from an activation-equalized model (``start``: the module and
+    its activation ranges) when it measured better than the best ranges and any earlier one."""
+    if score > max(best_ranges, state.get("learn_score", float("-inf"))):
+        state["learn_from"], state["learn_ranges"], state["learn_score"] = start[0], start[1], score
 
 
 def learned_module(ctx: Any, state: dict[str, Any], step: str) -> Any:

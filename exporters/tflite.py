@@ -123,7 +123,7 @@ def step_name(cle: bool) -> str:
 
 def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
     from edgekit.exporters.repair import (
-        ACT_EQUALIZED,
+        ACT_STEPS,
         DISTILLED,
         LEARNED,
         activation_equalized,
@@ -136,6 +136,7 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
         fallback_skip,
         int32_bias_overflow,
         layer_tensors,
+        learn_from_better,
         learned_module,
         learned_skip,
         localise,
@@ -167,8 +168,8 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
             state["pending"] = None
         if state.get("equalized") is not None:  # the learned rungs start from it if it did better
             module, eq_base, qsvs = state.pop("equalized")
-            if r.sqnr_db > max((s for s, _ in state["ranges"]), default=float("-inf")):
-                state["learn_from"], state["learn_ranges"] = module, (qsvs, eq_base)
+            best = max((s for s, _ in state["ranges"]), default=float("-inf"))
+            learn_from_better(state, r.sqnr_db, best, (module, (qsvs, eq_base)))
         return r.flips, r.samples, r.sqnr_db, r.passed
 
     def best_ranges() -> Any:
@@ -215,15 +216,20 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
 
         return build
 
-    def act_equalized() -> bytes:
-        module, changes = activation_equalized(ctx)
-        state["changes"][ACT_EQUALIZED] = changes
-        # the rescaled channels move the activation ranges: calibrate the rescaled float model
-        eq_base = _convert(ctx, module)
-        eq_minmax = aeq.calibrate(eq_base, recipe, batches, ctx.num_threads)
-        qsvs = aeq.narrowed_qsvs(eq_minmax, aeq.activation_samples(eq_base, eq_minmax, batches[:64]), None)
-        state["equalized"] = (module, eq_base, qsvs)
-        return aeq.quantize(eq_base, recipe, qsvs=qsvs)
+    def act_equalized(step: str) -> Callable[[], bytes]:
+        def build() -> bytes:
+            module, changes = activation_equalized(ctx, step)
+            state["changes"][step] = changes
+            # the rescaled channels move the activation ranges: calibrate the rescaled float model
+            eq_base = _convert(ctx, module)
+            eq_minmax = aeq.calibrate(eq_base, recipe, batches, ctx.num_threads)
+            qsvs = aeq.narrowed_qsvs(
+                eq_minmax, aeq.activation_samples(eq_base, eq_minmax, batches[:64]), None
+            )
+            state["equalized"] = (module, eq_base, qsvs)
+            return aeq.quantize(eq_base, recipe, qsvs=qsvs)
+
+        return build
 
     def learned(step: str) -> Callable[[], bytes]:
         def build() -> bytes:
@@ -262,8 +268,8 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
 
     steps = [("min/max ranges", plain), ("percentile 99.99 ranges", ranges(99.99)),
              ("MSE-optimal ranges", ranges(None)), (step_name(False), corrected(False)),
-             (step_name(True), corrected(True)), (ACT_EQUALIZED, act_equalized), (LEARNED, learned(LEARNED)),
-             (DISTILLED, learned(DISTILLED))]  # fmt: skip
+             (step_name(True), corrected(True)), *[(s, act_equalized(s)) for s in ACT_STEPS],
+             (LEARNED, learned(LEARNED)), (DISTILLED, learned(DISTILLED))]  # fmt: skip
     steps += [(fallback_name(k), fallback(k)) for k in (1, 2, 4)]
 
     degenerate = degenerate_reference(ref)

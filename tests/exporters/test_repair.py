@@ -169,18 +169,16 @@ def test_activation_equalization_fixes_a_channel_below_its_shared_range() -> Non
     record = _repair(QuietChannelNet(), _quiet_inputs(96))
     by_step = {a["step"]: a for a in record["attempts"]}
     assert all(by_step[s]["flips"] > 10 for s in ("min/max ranges", "MSE-optimal ranges", "bias correction"))
-    assert record["chosen"] == "activation equalization" and record["passed"]
-    assert (
-        by_step["activation equalization"]["flips"] == 0
-        and by_step["activation equalization"]["sqnr_db"] > 25
-    )
+    step = "activation equalization (depthwise consumers)"
+    assert record["chosen"] == step and record["passed"]
+    assert by_step[step]["flips"] == 0 and by_step[step]["sqnr_db"] > 25
     assert record["changes"]["rescaled_pairs"] >= 1
 
 
 def test_onnx_activation_equalization_fixes_the_same_channel() -> None:
     record = _onnx_repair(QuietChannelNet(), _quiet_inputs(96), None)
     assert record["attempts"][0]["flips"] > 10
-    assert record["chosen"] == "activation equalization" and record["passed"]
+    assert record["chosen"] == "activation equalization (depthwise consumers)" and record["passed"]
 
 
 def test_activation_equalization_leaves_the_float_model_alone_on_unseen_inputs() -> None:
