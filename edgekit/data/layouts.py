@@ -33,7 +33,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.data.labels import IMAGE_EXTS, VIDEO_EXTS, Item, from_folder, from_list
@@ -98,7 +98,6 @@ class _Walk:
 
     root: Path
     outside: int = 0
-    seen: set[Path] = field(default_factory=set)
 
     def inside(self, path: Path) -> bool:
         try:

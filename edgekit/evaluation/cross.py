@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit._io import atomic_write_text, ensure_output_dir
+from edgekit.data.layouts import ReadOptions, read_data
 from edgekit.errors import UsageError
 from edgekit.evaluation.evaluate import EvalSpec, evaluate
 from edgekit.validate import read_json
@@ -68,11 +69,16 @@ def evaluate_across(
 ) -> Path:
     """Evaluate ``spec`` on every (name, path) into ``spec.out_dir/<name>/`` and write the cross table."""
     say = progress or (lambda _m: None)
-    out = ensure_output_dir(spec.out_dir)
+    specs = []
     for name, path in datasets:
-        say(f"{name}: evaluating {path}")
         layout = name if name in _OFFICIAL and spec.dataset is None else spec.dataset
-        evaluate(replace(spec, data=path, out_dir=out / name, dataset=layout), _prefixed(say, name))
+        specs.append((name, replace(spec, data=path, out_dir=spec.out_dir / name, dataset=layout)))
+        # every data set is read first: a bad last one must not cost the evaluation of the others
+        read_data(path, ReadOptions(layout, spec.quality, spec.split))
+    out = ensure_output_dir(spec.out_dir)
+    for name, one in specs:
+        say(f"{name}: evaluating {one.data}")
+        evaluate(one, _prefixed(say, name))
     write_cross(out, [n for n, _ in datasets], spec.tolerance)
     return out
 

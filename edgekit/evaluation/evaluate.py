@@ -314,10 +314,11 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
     say: ProgressFn = progress or (lambda _m: None)
     manifest = load_manifest(spec.export_dir)
     root = export_root(spec.export_dir)
+    # the data is read before the output folder exists: a bad --data leaves nothing behind
+    listing = read_data(spec.data, ReadOptions(spec.dataset, spec.quality, spec.split))
     out = ensure_output_dir(spec.out_dir)
     output = manifest.output_spec()
     pre = _crop(spec, manifest, manifest.preprocess_spec())
-    listing = read_data(spec.data, ReadOptions(spec.dataset, spec.quality, spec.split))
     items = list(listing.items)
     for note in listing.notes:
         say(f"{listing.layout}: {note}")

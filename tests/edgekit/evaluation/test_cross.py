@@ -39,3 +39,16 @@ def test_data_arguments_need_distinct_plain_names() -> None:
         parse_data_args(["a=/x", "a=/y"])
     with pytest.raises(UsageError, match="name the data set"):
         parse_data_args(["../up=/x"])
+
+
+def test_a_bad_data_set_anywhere_in_the_list_stops_before_anything_is_written(tmp_path: Path) -> None:
+    from edgekit.errors import DataError
+    from edgekit.evaluation.cross import evaluate_across
+    from edgekit.evaluation.evaluate import EvalSpec
+
+    (tmp_path / "good" / "real").mkdir(parents=True)
+    (tmp_path / "good" / "real" / "a.png").write_bytes(b"\0")
+    spec = EvalSpec(export_dir=tmp_path / "export", data=tmp_path / "good", out_dir=tmp_path / "out")
+    with pytest.raises(DataError, match="does not exist"):
+        evaluate_across(spec, [("good", tmp_path / "good"), ("bad", tmp_path / "missing")])
+    assert not (tmp_path / "out").exists()
