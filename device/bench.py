@@ -363,7 +363,7 @@ def _pull_profile(
             f"{result.profile_file} is {len(data)} bytes; at most {MAX_PROFILE_BYTES} are kept"
         )
     rel = f"profiles/{run_id}.{result.profile_file}"
-    (spec.out_dir / "profiles").mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(spec.out_dir / "profiles")
     atomic_write_bytes(spec.out_dir / rel, data)
     return rel
 
@@ -636,7 +636,7 @@ def latency_timer(device: str, adb: str | None, out_dir: Path) -> Callable[[Path
 
     def timer(model: Path, name: str) -> float | None:
         spec = BenchSpec(
-            target=model, out_dir=Path(out_dir) / name, device=device, adb=adb,
+            target=model, out_dir=ensure_output_dir(Path(out_dir)) / name, device=device, adb=adb,
             threads=(1,), runs=30, warmup=5, parity_samples=4,
         )  # fmt: skip
         ok = [c for c in bench(spec).cells if c.get("status") == "ok"]

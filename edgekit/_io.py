@@ -71,8 +71,18 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def ensure_output_dir(path: Path) -> Path:
-    """Create the output folder (and parents) and check it is writable."""
+    """Create the output folder (and parents) and check it is writable.
+
+    A folder that is a symbolic link is refused: writing through it would put files where
+    the link points (a link planted in an export folder, ``eval -> /etc``, would have eval
+    write there), so edgekit only writes into real folders and names the one to pass.
+    """
     path = Path(path)
+    if path.is_symlink():
+        raise OutputError(
+            f"output folder {path} is a link to {os.path.realpath(path)}; edgekit writes only into "
+            "real folders: pass that folder itself, or remove the link"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

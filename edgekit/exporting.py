@@ -155,8 +155,12 @@ def export(spec: ExportSpec, progress: ProgressFn | None = None) -> Manifest:
         raise UsageError(
             f"{', '.join(needs_calib)} need calibration images: pass --calib DIR (your own data)"
         )
-    if any(v.name == "tflite_recipe" for v in infos) and spec.recipe is None:
-        raise UsageError("the recipe variant needs --recipe FILE.json")
+    if any(v.name == "tflite_recipe" for v in infos):
+        if spec.recipe is None:
+            raise UsageError("the recipe variant needs --recipe FILE.json")
+        from edgekit.exporters.aeq import read_recipe
+
+        read_recipe(spec.recipe)  # a bad file is refused now, not after the float conversion
     # the folder is locked from the start (a second run fails at once) and everything is written
     # into a staging folder that replaces it at the end (see staged_folder)
     with staged_folder(spec.out_dir, _previous_export_files) as out_dir:

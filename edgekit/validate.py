@@ -35,6 +35,12 @@ def is_sha256(value: Any) -> bool:
     return isinstance(value, str) and bool(_SHA256.match(value))
 
 
+def escape_controls(text: object, keep: str = "\n\t") -> str:
+    """``text`` with every control character not in ``keep`` written out (``\\x1b``, ``\\n``): a file
+    name carrying terminal escape sequences or line breaks is shown as it is named, never obeyed."""
+    return "".join(c if c in keep or (c.isprintable() and c != "\x7f") else repr(c)[1:-1] for c in str(text))
+
+
 def contained(root: Path, name: Any, what: str, error: type[EdgekitError] = FileFormatError) -> Path:
     """``root / name`` resolved, refusing absolute names, ``..`` and links that lead outside ``root``."""
     if not isinstance(name, str) or not name or "\x00" in name or "\\" in name:

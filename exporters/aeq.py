@@ -36,6 +36,118 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+#: bounds of a recipe file edgekit accepts (edgekit's own recipes hold one entry per layer)
+MAX_RECIPE_ENTRIES = 4096
+_MAX_REGEX = 1024
+_ENTRY_KEYS = {"regex", "operation", "algorithm_key", "op_config"}
+_OP_KEYS = {"activation_tensor_config", "weight_tensor_config", "compute_precision", "explicit_dequantize",
+            "skip_checks", "min_weight_elements"}  # fmt: skip
+_TENSOR_KEYS = {"num_bits", "symmetric", "granularity", "dtype", "block_size", "algorithm_params"}
+_BITS = (2, 4, 8, 16, 32)
+
+
+def check_recipe(recipe: Any, where: str) -> list[dict[str, Any]]:
+    """``recipe`` (parsed JSON) if it is an ai-edge-quantizer recipe edgekit can hand over, else a
+    :class:`UsageError` naming the entry and field (``where`` names the file). Checked against the
+    installed ai-edge-quantizer's own names (ops, algorithms, granularities) before any conversion,
+    so a bad file costs seconds and never surfaces as the quantizer's KeyError mid-export."""
+    from ai_edge_quantizer import algorithm_manager, qtyping
+
+    if not isinstance(recipe, list) or not recipe:
+        raise UsageError(f"{where}: expected a non-empty JSON list of {{regex, operation, algorithm_key, "
+                         "op_config} entries")  # fmt: skip
+    if len(recipe) > MAX_RECIPE_ENTRIES:
+        raise UsageError(f"{where}: {len(recipe)} entries; at most {MAX_RECIPE_ENTRIES} are accepted")
+    ops = {"*"} | {o.value for o in qtyping.TFLOperationName}
+    algorithms = {a.value for a in algorithm_manager.AlgorithmName}
+
+    def choice(value: Any, allowed: set[str], field: str, at: str) -> None:
+        if not isinstance(value, str) or value not in allowed:
+            shown = ", ".join(sorted(allowed)) if len(allowed) <= 12 else f"one of {len(allowed)} names"
+            raise UsageError(f"{where}: {at}: {field} {str(value)[:40]!r} is not one of {shown}")
+
+    def tensor(cfg: Any, at: str) -> None:
+        if not isinstance(cfg, dict) or not set(cfg) <= _TENSOR_KEYS or "num_bits" not in cfg:
+            raise UsageError(f"{where}: {at} must be an object with num_bits and only {sorted(_TENSOR_KEYS)}")
+        bits = cfg["num_bits"]
+        if not isinstance(bits, int) or isinstance(bits, bool) or bits not in _BITS:
+            raise UsageError(f"{where}: {at}: num_bits must be one of {_BITS}")
+        if not isinstance(cfg.get("symmetric", True), bool):
+            raise UsageError(f"{where}: {at}: symmetric must be true or false")
+        choice(
+            cfg.get("granularity", "TENSORWISE"),
+            {g.value for g in qtyping.QuantGranularity},
+            "granularity",
+            at,
+        )
+        choice(cfg.get("dtype", "INT"), {d.value for d in qtyping.TensorDataType}, "dtype", at)
+        block = cfg.get("block_size", 0)
+        if not isinstance(block, int) or isinstance(block, bool) or block not in (0, 32, 64, 128, 256):
+            raise UsageError(f"{where}: {at}: block_size must be 0, 32, 64, 128 or 256")
+        params = cfg.get("algorithm_params", {})
+        if not isinstance(params, dict) or not all(
+            isinstance(v, (str, int, float, bool, type(None))) for v in params.values()
+        ):
+            raise UsageError(f"{where}: {at}: algorithm_params must map names to plain values")
+
+    for i, entry in enumerate(recipe):
+        at = f"entry {i}"
+        if (
+            not isinstance(entry, dict)
+            or not {"regex", "operation", "algorithm_key"} <= set(entry) <= _ENTRY_KEYS
+        ):
+            raise UsageError(f"{where}: {at} must be an object with regex, operation, algorithm_key "
+                             "(and op_config), nothing else")  # fmt: skip
+        regex = entry["regex"]
+        if not isinstance(regex, str) or len(regex) > _MAX_REGEX:
+            raise UsageError(f"{where}: {at}: regex must be a string of at most {_MAX_REGEX} characters")
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise UsageError(f"{where}: {at}: regex {regex[:40]!r} does not compile ({exc})") from None
+        choice(entry["operation"], ops, "operation", at)
+        choice(entry["algorithm_key"], algorithms, "algorithm_key", at)
+        if entry["algorithm_key"] == "no_quantize":
+            continue
+        cfg = entry.get("op_config")
+        if not isinstance(cfg, dict) or not set(cfg) <= _OP_KEYS or "weight_tensor_config" not in cfg:
+            raise UsageError(f"{where}: {at}: op_config must be an object with weight_tensor_config and only "
+                             f"{sorted(_OP_KEYS)}")  # fmt: skip
+        tensor(cfg["weight_tensor_config"], f"{at} weight_tensor_config")
+        if "activation_tensor_config" in cfg:
+            tensor(cfg["activation_tensor_config"], f"{at} activation_tensor_config")
+        choice(cfg.get("compute_precision", "FLOAT"), {c.value for c in qtyping.ComputePrecision},
+               "compute_precision", at)  # fmt: skip
+        for flag in ("explicit_dequantize", "skip_checks"):
+            if not isinstance(cfg.get(flag, False), bool):
+                raise UsageError(f"{where}: {at}: {flag} must be true or false")
+        least = cfg.get("min_weight_elements", 0)
+        if not isinstance(least, int) or isinstance(least, bool) or not 0 <= least < 2**31:
+            raise UsageError(f"{where}: {at}: min_weight_elements must be a non-negative integer")
+    from ai_edge_quantizer.recipe_manager import RecipeManager
+
+    try:  # well-formed; now the quantizer's own policy (which op takes which bits and precision)
+        RecipeManager().load_quantization_recipe(recipe)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:240]
+        raise UsageError(f"{where}: ai-edge-quantizer refuses it: {reason}") from None
+    return recipe
+
+
+def read_recipe(path: Any) -> list[dict[str, Any]]:
+    """A ``--recipe`` file read (bounded, see :func:`edgekit.validate.read_json`) and checked."""
+    from pathlib import Path
+
+    from edgekit.validate import read_json
+
+    where = f"--recipe {path}"
+    try:
+        recipe = read_json(Path(path), error=ValueError)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{where}: not a readable JSON recipe ({exc})") from exc
+    return check_recipe(recipe, where)
+
+
 def tensor_scope(tensor: str) -> str:
     """A recipe regex that matches exactly one op, by its output tensor name.
 

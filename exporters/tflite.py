@@ -12,7 +12,6 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,6 @@ from edgekit.errors import ExportError, UnsupportedOpError, UsageError
 from edgekit.exporters import aeq
 from edgekit.exporters.registry import ExportContext, declare_flag, register
 from edgekit.spec import Layout
-from edgekit.validate import read_json
 
 # ai-edge-quantizer draws tqdm bars on stderr; we show our own progress instead.
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -347,13 +345,7 @@ def export_recipe(ctx: ExportContext) -> bytes:
 
     if ctx.recipe is None:
         raise UsageError("the recipe variant needs --recipe FILE.json")
-    try:
-        recipe = read_json(Path(ctx.recipe), error=ValueError)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--recipe {ctx.recipe}: not a readable JSON recipe ({exc})") from exc
-    if not isinstance(recipe, list) or not all(isinstance(r, dict) and "regex" in r for r in recipe):
-        raise UsageError(f"--recipe {ctx.recipe}: expected a JSON list of {{regex, operation, ...}} entries")
-    return quantize_float(ctx, recipe)
+    return quantize_float(ctx, aeq.read_recipe(ctx.recipe))
 
 
 def sparsify(ctx: ExportContext, base: bytes, label: str) -> bytes:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from edgekit.errors import EdgekitError
+from edgekit.validate import escape_controls
 
 T = TypeVar("T")
 
@@ -44,9 +45,7 @@ def _console(std: TextIO) -> Console:
 def visible(text: object) -> str:
     """``text`` with every control character but newline and tab shown escaped (``\\x1b``): a file
     name or device message carrying terminal escape sequences is printed, never obeyed."""
-    return "".join(
-        c if c in "\n\t" or (c.isprintable() and c != "\x7f") else repr(c)[1:-1] for c in str(text)
-    )
+    return escape_controls(text)
 
 
 def paint(text: str, style: str) -> Text:
@@ -75,7 +74,10 @@ class UI:
     def fail(self, exc: EdgekitError) -> typer.Exit:
         """Print one red line for ``exc`` and return the Exit to raise."""
         self.err.print(
-            Text.assemble(("error:", "bold red"), " ", visible(exc)), highlight=False, soft_wrap=True
+            # one line always: a line break in a message comes from a name on disk, shown as written
+            Text.assemble(("error:", "bold red"), " ", escape_controls(exc, keep="")),
+            highlight=False,
+            soft_wrap=True,
         )
         return typer.Exit(exc.exit_code)
 

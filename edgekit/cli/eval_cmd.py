@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from edgekit.cli._options import FACE_CROP_HELP, FACE_MARGIN, FACE_MARGIN_HELP, face_crop, parse_arch_kwargs
-from edgekit.cli._ui import UI, plain, run_guarded
-from edgekit.validate import read_json
+from edgekit.cli._ui import UI, paint, plain, run_guarded
+from edgekit.validate import escape_controls, read_json
 
 
 def evaluate(
@@ -136,6 +136,8 @@ def _summary(ui: UI, folder: Path) -> None:
 
     from rich.table import Table
 
+    from edgekit.evaluation.results import load_eval_meta
+
     metrics = read_json(folder / "metrics.json")
     table = Table(title=f"edgekit eval (threshold {metrics['threshold']:.4f})", title_justify="left")
     for col in ("variant", "AUC", "diff", "status", "accuracy", "F1", "flips"):
@@ -151,6 +153,12 @@ def _summary(ui: UI, folder: Path) -> None:
     for name, v in metrics["variants"].items():
         if v.get("broke"):
             ui.err.print(f"  ! {name}: {'; '.join(v['broke'])}", style="yellow", highlight=False)
+    meta = run_guarded(ui, lambda: load_eval_meta(folder))
+    total = max(meta.skipped_total, len(meta.skipped))
+    if total:
+        first = escape_controls(": ".join(meta.skipped[0]), keep="")  # a name on disk may hold a line break
+        ui.err.print(paint(f"{total} file(s) could not be read and were left out (first: {first}); "
+                           "the report lists them", "yellow"))  # fmt: skip
     if metrics.get("single_class"):
         ui.err.print(
             "the data holds a single class: AUC, AP and EER are undefined; the rest is reported",

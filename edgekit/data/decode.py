@@ -17,6 +17,7 @@ import numpy as np
 from edgekit.data.labels import Item
 from edgekit.errors import DataError
 from edgekit.spec import Preprocess
+from edgekit.validate import escape_controls
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -140,6 +141,8 @@ def _video_frames(path: Path, count: int, pre: Preprocess) -> tuple[list[tuple[i
         return _folder_frames(path, count, pre)
 
     with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError("no video stream in the file")
         stream = container.streams.video[0]
         total = stream.frames or sum(1 for p in container.demux(stream) if p.size)
     if total <= 0:
@@ -190,7 +193,8 @@ def decode_item(item: Item, pre: Preprocess, frames: int = 16) -> Decoded:
     except NoFace:
         return Decoded(item, (), (), 1, "no face found")
     except Exception as exc:
-        return Decoded(item, (), (), 0, f"{type(exc).__name__}: {exc}".splitlines()[0][:160])
+        # the reason goes into reports and the terminal: one line, control characters written out
+        return Decoded(item, (), (), 0, escape_controls(f"{type(exc).__name__}: {exc}", keep="")[:200])
 
 
 def chunks(items: Iterable[Item], pre: Preprocess, frames: int = 16, size: int = 64) -> Iterator[Frames]:

@@ -142,7 +142,7 @@ def verdicts(rows: list[CrossRow], names: list[str], tolerance: float) -> dict[s
 
 def write_cross(out: Path, names: list[str], tolerance: float = 0.01) -> Path:
     """cross.json, cross.md and cross.html from the per-data-set reports in ``out/<name>/``."""
-    from edgekit.evaluation.report import TableBlock, Text, write_document
+    from edgekit.evaluation.report import Items, TableBlock, Text, write_document
 
     rows, data = _rows(out, names)
     said = verdicts(rows, names, tolerance)
@@ -168,10 +168,10 @@ def write_cross(out: Path, names: list[str], tolerance: float = 0.01) -> Path:
         sections.append(("AUC per manipulation method (frame level)", [per]))
     lines = [f"- {v}: {s}" for v, s in said.items()]
     sections.append((f"Seen ({names[0]}) against unseen data sets", [Text("\n".join(lines) or "no variant")]))
-    notes = [f"- {n} ({d.get('layout')}, split {d.get('split') or 'all'}): {note}"
+    notes = [f"{n} ({d.get('layout')}, split {d.get('split') or 'all'}): {note}"
              for n, d in data.items() for note in d.get("notes", [])]  # fmt: skip
-    reading = [f"- {n}: {d.get('layout', '?')} layout, split {d.get('split') or 'all'}, "
+    reading = [f"{n}: {d.get('layout', '?')} layout, split {d.get('split') or 'all'}, "
                f"quality {d.get('quality') or 'n/a'}, {d.get('items', '?')} files" for n, d in data.items()]  # fmt: skip
-    sections.append(("How each data set was read", [Text("\n".join(reading + notes))]))
+    sections.append(("How each data set was read", [Items(reading + notes)]))  # notes name folders on disk
     write_document(out, "cross", "edgekit cross-data-set report", sections)
     return out / "cross.json"

@@ -25,7 +25,7 @@ from edgekit.data.labels import Item
 from edgekit.data.layouts import ReadOptions, read_data
 from edgekit.data.tensors import preprocess_image
 from edgekit.errors import DataError, ModelLoadError, OutputError, UsageError
-from edgekit.evaluation.results import EvalMeta, HeatmapEntry, load_scores
+from edgekit.evaluation.results import MAX_SKIPPED_LISTED, EvalMeta, HeatmapEntry, load_scores
 from edgekit.evaluation.scorelog import ScoreLog
 from edgekit.manifest import Manifest, export_root, load_manifest, verified_file
 from edgekit.parity import fake_scores
@@ -384,7 +384,8 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
         },
         samples=log.progress.rows,
         videos=log.progress.videos,
-        skipped=log.progress.skipped,
+        skipped=log.progress.skipped[:MAX_SKIPPED_LISTED],
+        skipped_total=len(log.progress.skipped),
         heatmaps=heat_index,
         heatmap_method={n: ("grad-cam" if n == BASELINE else "occlusion") for n in names},
         heatmap_drift_iou=drift,

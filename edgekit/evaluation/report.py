@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from edgekit._io import atomic_write_bytes, atomic_write_text
+from edgekit._io import atomic_write_bytes, atomic_write_text, ensure_output_dir
 from edgekit.errors import FileFormatError
 from edgekit.evaluation.metrics import aggregate_videos, binary_metrics, verdict
 from edgekit.evaluation.results import EvalMeta, HeatmapEntry, ScoreTable, load_eval_meta, load_scores
-from edgekit.validate import contained
+from edgekit.validate import contained, escape_controls
 
 
 def _fmt(v: Any, spec: str = ".4f") -> str:
@@ -92,8 +92,7 @@ def _plots(out: Path, meta: EvalMeta, table: ScoreTable, metrics: dict[str, Any]
     names, labels, scores = meta.variants, table.labels, table.scores
     both = not metrics["single_class"]
     files: dict[str, str] = {}
-    plots = out / "plots"
-    plots.mkdir(exist_ok=True)
+    plots = ensure_output_dir(out / "plots")
 
     def save(fig: Any, name: str) -> None:
         import io
@@ -202,7 +201,17 @@ class Gallery:
     entries: list[HeatmapEntry]
 
 
-Block = Text | TableBlock | Image | Gallery
+SKIPPED_IN_REPORT = 50
+
+
+@dataclass(frozen=True)
+class Items:
+    """A bullet list of untrusted text (file names, reasons): shown literally in both formats."""
+
+    items: list[str]
+
+
+Block = Text | TableBlock | Image | Gallery | Items
 Section = tuple[str, list[Block]]
 
 
@@ -334,7 +343,11 @@ def _sections(meta: EvalMeta, m: dict[str, Any], plots: dict[str, str]) -> list[
     )
     sections.append(("6. Data and time", _data_and_time(meta)))
     if meta.skipped:
-        sections.append(("Skipped files", [Text("\n".join(f"- {a}: {b}" for a, b in meta.skipped))]))
+        total = max(meta.skipped_total, len(meta.skipped))
+        shown = [f"{a}: {b}" for a, b in meta.skipped[:SKIPPED_IN_REPORT]]
+        if total > len(shown):
+            shown.append(f"... and {total - len(shown)} more (eval.json lists the first {len(meta.skipped)})")
+        sections.append((f"Skipped files ({total})", [Items(shown)]))
     return sections
 
 
@@ -360,7 +373,7 @@ def _data_and_time(meta: EvalMeta) -> list[Block]:
     lines.append(
         f"PyTorch baseline batch: {meta.baseline_batch}; exported variants run at batch 1, as on the phone."
     )
-    blocks: list[Block] = [Text("\n".join(f"- {x}" for x in lines))]
+    blocks: list[Block] = [Items(lines)]  # paths and folder names from disk: shown literally
     total = meta.timing.get("total")
     if total:
         rows = [[k, f"{v:.2f}", f"{v / total:.0%}"] for k, v in meta.timing.items() if k != "total"]
@@ -378,6 +391,8 @@ def _md(title: str, sections: list[Section]) -> str:
                 lines += [b.text, ""]
             elif isinstance(b, Image):
                 lines += [f"![{_md_cell(b.alt)}]({_md_cell(b.path)})", ""]
+            elif isinstance(b, Items):
+                lines += [*(f"- {_md_cell(i)}" for i in b.items), ""]
             elif isinstance(b, Gallery):
                 lines += ["| category | sample | score | heatmap |", "|---|---|---|---|"]
                 lines += [
@@ -418,7 +433,7 @@ def _img_tag(out: Path, rel: str, alt: str, width: int | None) -> str:
 
 def _md_cell(text: str) -> str:
     """Text safe inside a markdown table cell: no column breaks, links, HTML or code spans."""
-    return re.sub(r"([\\|<>\[\]`])", r"\\\1", str(text)).replace("\n", " ")
+    return escape_controls(re.sub(r"([\\|<>\[\]`])", r"\\\1", str(text)), keep="")
 
 
 def _plot_label(name: str) -> str:
@@ -427,7 +442,9 @@ def _plot_label(name: str) -> str:
 
 
 def _html(out: Path, title: str, sections: list[Section]) -> str:
-    e = html.escape
+    def e(text: str) -> str:  # names from disk: a line break or escape shown as written
+        return html.escape(escape_controls(text, keep=""))
+
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{e(title)}</title><style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}"
@@ -444,7 +461,9 @@ def _html(out: Path, title: str, sections: list[Section]) -> str:
                 if items:
                     parts.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>")
                 else:
-                    parts.append(f"<p>{e(b.text.replace('**', ''))}</p>")
+                    parts.append(f"<p>{html.escape(escape_controls(b.text.replace('**', '')))}</p>")
+            elif isinstance(b, Items):
+                parts.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in b.items) + "</ul>")
             elif isinstance(b, Image):
                 parts.append(_img_tag(out, b.path, b.alt, None))
             elif isinstance(b, Gallery):

@@ -27,6 +27,9 @@ SCORES = "scores.csv"
 EVAL_JSON = "eval.json"
 EVAL_SCHEMA = "edgekit.eval"
 EVAL_SCHEMA_VERSION = 1
+#: skipped files listed by name in eval.json (the rest are counted): a folder of a million broken
+#: files must not make eval.json too large to read back
+MAX_SKIPPED_LISTED = 1000
 SCORE_META_COLUMNS = ("sample", "video", "label", "method")
 
 
@@ -70,6 +73,8 @@ class EvalMeta:
     data: dict[str, Any] = field(default_factory=dict)
     #: batch size the PyTorch baseline ran at (exported variants always run at batch 1)
     baseline_batch: int = 1
+    #: files that could not be read, all of them (``skipped`` lists the first MAX_SKIPPED_LISTED)
+    skipped_total: int = 0
     schema: str = field(default=EVAL_SCHEMA)
     schema_version: int = field(default=EVAL_SCHEMA_VERSION)
 
@@ -171,6 +176,11 @@ def eval_meta_from_dict(d: Any, path: Path = Path(EVAL_JSON)) -> EvalMeta:
     skipped = d.get("skipped") or []
     if not isinstance(skipped, list) or not all(isinstance(s, list) and len(s) == 2 for s in skipped):
         raise _bad(path, "'skipped' must be a list of [file, reason] pairs")
+    if len(skipped) > MAX_SKIPPED_LISTED:
+        raise _bad(path, f"'skipped' lists {len(skipped)} files; edgekit writes at most {MAX_SKIPPED_LISTED}")
+    skipped_total = d.get("skipped_total", len(skipped))
+    if not isinstance(skipped_total, int) or isinstance(skipped_total, bool) or skipped_total < len(skipped):
+        raise _bad(path, "'skipped_total' must be an integer, at least the number of files listed")
     drift = d.get("heatmap_drift_iou") or {}
     method = d.get("heatmap_method") or {}
     if not isinstance(drift, dict) or not isinstance(method, dict):
@@ -218,6 +228,7 @@ def eval_meta_from_dict(d: Any, path: Path = Path(EVAL_JSON)) -> EvalMeta:
         no_face=no_face,
         face_crop=crop,
         baseline_batch=batch,
+        skipped_total=skipped_total,
         data=data,
     )
 

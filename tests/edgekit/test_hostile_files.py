@@ -266,3 +266,80 @@ def test_insights_and_sizes_speak_of_the_variants_not_the_baseline(eval_dir: Pat
     assert "x smaller than FP32" in md and "| tflite_fp32 | tflite | fp32 |" in md
     row = next(ln for ln in md.splitlines() if ln.startswith("| tflite_fp32 | tflite"))
     assert "| 1.00x |" in row  # sizes against the FP32 TFLite file, as in the export table
+
+
+# --------------------------------------------------------------------------- output folders and names (issue 26)
+
+
+@pytest.mark.parametrize("command", ["export", "eval", "bench", "sample", "report plots"])
+def test_an_output_folder_that_is_a_link_is_refused(
+    command: str, export_dir: Path, eval_dir: Path, image_dir: Path, tiny_pt2: Path, tmp_path: Path
+) -> None:
+    """Writing through a link puts files where it points: a planted ``plots -> /etc`` in an eval
+    folder, or ``-o`` naming a link. Refused in one line; the folder it points to is untouched."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep me")
+    link = tmp_path / "link"
+    link.symlink_to(victim, target_is_directory=True)
+    argv = {
+        "export": ["export", str(tiny_pt2), "-o", str(link)],
+        "eval": ["eval", str(export_dir), "--data", str(image_dir), "--no-heatmaps", "-o", str(link)],
+        "bench": ["bench", str(export_dir), "--device", "emulator", "--runs", "1", "-o", str(link)],
+        "sample": ["sample", "--count", "4", "-o", str(link)],
+    }.get(command)
+    if argv is None:  # the link is planted inside an eval folder the user re-renders
+        folder = _copy(eval_dir, tmp_path, lambda f: shutil.rmtree(f / "plots"))
+        (folder / "plots").symlink_to(victim, target_is_directory=True)
+        argv = ["report", str(folder)]
+    result = CliRunner().invoke(app, argv)
+    _one_clean_line(result)
+    assert "is a link to" in result.output
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
+
+
+def test_names_with_line_breaks_and_escapes_are_shown_not_obeyed(
+    export_dir: Path, image_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(image_dir, data)
+    shutil.copy(next((data / "real").glob("*.png")), data / "real" / "a\nb\x1b[31m|x.png")
+    (data / "fake" / "bad\n\x1b]0;title\x07.png").write_bytes(b"not an image")
+    result = CliRunner().invoke(
+        app, ["eval", str(export_dir), "--data", str(data), "-o", str(tmp_path / "e")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    said = next(ln for ln in result.output.splitlines() if "could not be read" in ln)
+    assert "fake/bad\\n\\x1b]0;title\\x07.png" in said  # the line break is written out, not obeyed
+    for page in ("report.md", "report.html"):
+        text = (tmp_path / "e" / page).read_text()
+        assert "\x1b" not in text and "\x07" not in text and "bad\n" not in text, page
+    md = (tmp_path / "e" / "report.md").read_text()
+    assert "- fake/bad\\n\\x1b\\]0;title\\x07.png: " in md  # one list item, brackets escaped
+
+
+def test_a_folder_of_very_many_tiny_files_is_counted_not_listed(
+    export_dir: Path, image_dir: Path, tmp_path: Path
+) -> None:
+    from edgekit.evaluation.report import SKIPPED_IN_REPORT
+    from edgekit.evaluation.results import MAX_SKIPPED_LISTED
+
+    data = tmp_path / "data"
+    shutil.copytree(image_dir, data)
+    many = MAX_SKIPPED_LISTED + 500
+    for i in range(many):
+        (data / ("real", "fake")[i % 2] / f"tiny_{i:05d}.png").write_bytes(b"x")
+    result = CliRunner().invoke(app, ["eval", str(export_dir), "--data", str(data), "--no-heatmaps",
+                                      "-o", str(tmp_path / "e")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"{many} file(s) could not be read" in result.output
+    meta = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert meta["skipped_total"] == many and len(meta["skipped"]) == MAX_SKIPPED_LISTED
+    md = (tmp_path / "e" / "report.md").read_text()
+    assert md.count("UnidentifiedImageError") == SKIPPED_IN_REPORT
+    assert f"... and {many - SKIPPED_IN_REPORT} more (eval.json lists the first {MAX_SKIPPED_LISTED})" in md
+    # a hand-edited eval.json listing more than edgekit writes is refused by the report
+    meta["skipped"] = meta["skipped"] * 2
+    (tmp_path / "e" / "eval.json").write_text(json.dumps(meta))
+    _one_clean_line(CliRunner().invoke(app, ["report", str(tmp_path / "e")]))

@@ -149,3 +149,60 @@ def test_files_edgekit_appends_to_are_never_links(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="is a link"):
         append_cell(out, {"key": "k", "device": "d"})
     assert victim.read_text() == "keep me\n"
+
+
+def test_the_quantizers_own_recipe_files_pass_the_recipe_check() -> None:
+    """Recipes edgekit did not write (shipped inside ai-edge-quantizer) are accepted as they are;
+    its LiteRT-LM pointer file (an object naming another file) is refused, never followed."""
+    import json
+
+    import ai_edge_quantizer
+
+    from edgekit.exporters.aeq import check_recipe
+
+    folder = Path(ai_edge_quantizer.__file__).parent / "recipes"
+    files = sorted(folder.glob("*.json"))
+    assert len(files) >= 5
+    for path in files:
+        recipe = json.loads(path.read_text())
+        if isinstance(recipe, list):
+            assert check_recipe(recipe, path.name) == recipe
+        else:
+            with pytest.raises(UsageError, match="expected a non-empty JSON list"):
+                check_recipe(recipe, path.name)
+
+
+BAD_RECIPES: dict[str, tuple[Any, str]] = {
+    "missing operation": ([{"regex": ".*"}], "entry 0 must be an object with regex, operation"),
+    "unknown algorithm": ([{"regex": ".*", "operation": "*", "algorithm_key": "nope", "op_config": {}}],
+                          "algorithm_key 'nope' is not one of"),
+    "regex that does not compile": ([{"regex": "(", "operation": "*", "algorithm_key": "no_quantize"}],
+                                    "does not compile"),
+    "3-bit weights": ([{"regex": ".*", "operation": "*", "algorithm_key": "min_max_uniform_quantize",
+                        "op_config": {"weight_tensor_config": {"num_bits": 3}}}], "num_bits must be one of"),
+    "a combination the quantizer's policy lacks": (
+        [{"regex": ".*", "operation": "FULLY_CONNECTED", "algorithm_key": "min_max_uniform_quantize",
+          "op_config": {"weight_tensor_config": {"num_bits": 4, "granularity": "CHANNELWISE"}}}],
+        "ai-edge-quantizer refuses it"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_RECIPES))
+def test_a_bad_recipe_is_one_line_before_any_conversion(case: str, tmp_path: Path, tiny_pt2: Path) -> None:
+    """Before: the quantizer's KeyError ('operation') after the float conversion, as a failed variant
+    and exit 0. Now: exit 2 naming the entry and field, and no output folder."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgekit.cli import app
+
+    recipe, said = BAD_RECIPES[case]
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    result = CliRunner().invoke(app, ["export", str(tiny_pt2), "--recipe", str(tmp_path / "r.json"),
+                                      "-o", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output
+    assert said in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "out").exists()

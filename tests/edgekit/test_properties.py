@@ -156,3 +156,46 @@ def test_faceforensics_split_files_of_any_shape(value: Any) -> None:
         (root / "original_sequences/youtube/c23/videos/000.mp4").write_bytes(b"\0")
         (root / "test.json").write_text(json.dumps(value))
         _parses_or_edgekit_error(lambda _: read_data(root, ReadOptions(split="test")), None)
+
+
+def _recipe_entry() -> dict[str, Any]:
+    from edgekit.exporters.aeq import jsonable, mixed_recipe
+
+    return jsonable(mixed_recipe(["t"], ["u"]))[-1]
+
+
+def _accepted_recipe_loads_in_the_quantizer(recipe: Any) -> None:
+    """Whatever edgekit's check lets through, ai-edge-quantizer's own recipe loader reads (no
+    KeyError/TypeError from inside it mid-export); whatever it refuses is one EdgekitError line."""
+    from ai_edge_quantizer.recipe_manager import RecipeManager
+
+    from edgekit.exporters.aeq import check_recipe
+
+    try:
+        accepted = check_recipe(recipe, "--recipe r.json")
+    except EdgekitError as exc:
+        assert str(exc).startswith("--recipe r.json") and "\n" not in str(exc)
+        return
+    RecipeManager().load_quantization_recipe(accepted)
+
+
+@SETTINGS
+@given(
+    _mutations(_recipe_entry()),
+    _mutations(_recipe_entry()["op_config"]),
+    _mutations(_recipe_entry()["op_config"]["weight_tensor_config"]),
+)
+def test_recipe_mutations(entry: dict[str, Any], op: dict[str, Any], weights: dict[str, Any]) -> None:
+    _accepted_recipe_loads_in_the_quantizer([entry])
+    nested = _recipe_entry()
+    nested["op_config"] = op
+    _accepted_recipe_loads_in_the_quantizer([nested])
+    nested["op_config"] = {**_recipe_entry()["op_config"], "weight_tensor_config": weights}
+    _accepted_recipe_loads_in_the_quantizer([nested])
+
+
+@SETTINGS
+@given(JSON)
+def test_recipe_arbitrary_json(value: Any) -> None:
+    _accepted_recipe_loads_in_the_quantizer(value)
+    _accepted_recipe_loads_in_the_quantizer([value])

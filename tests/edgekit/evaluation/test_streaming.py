@@ -174,12 +174,19 @@ def test_face_crop_on_the_video_sample_end_to_end(tmp_path: Path) -> None:
     export = runner.invoke(app, ["export", str(tmp_path / "s" / "sample_detector.pt2"), "--calib",
                                  str(tmp_path / "s" / "data"), "--parity-samples", "8", "-o", str(tmp_path / "x")])  # fmt: skip
     assert export.exit_code == 0, export.output
+    hostile = _hostile_videos(videos / "real")  # issue 26: each is a skipped file with its reason
     result = runner.invoke(app, ["eval", str(tmp_path / "x"), "--data", str(videos), "--face-crop", "--frames", "4",
                                  "--no-heatmaps", "--threshold", "eer", "-o", str(tmp_path / "r")])  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "\x1b" not in result.output
+    assert f"{len(hostile)} file(s) could not be read and were left out" in " ".join(result.output.split())
     meta = json.loads((tmp_path / "r" / "eval.json").read_text())
     assert meta["face_crop"] == FaceCrop().to_dict() and meta["videos"] == 10
-    assert meta["samples"] + meta["no_face"] == 40 and meta["samples"] >= 30
+    reasons = dict(meta["skipped"])
+    assert {Path(k).name for k in reasons} == set(hostile) and meta["skipped_total"] == len(hostile)
+    for name, why in hostile.items():
+        assert why in reasons[f"real/{name}"], (name, reasons)
+    assert meta["samples"] + meta["no_face"] == 40 + 4 and meta["samples"] >= 30  # + the faceless clip's 4
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     base = metrics["variants"]["pytorch_fp32"]
     assert set(base["per_method"]) == {"Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"}
@@ -187,6 +194,34 @@ def test_face_crop_on_the_video_sample_end_to_end(tmp_path: Path) -> None:
     assert base["frame"]["auc"] > 0.8  # crops of the detector's own kind of face: it still separates them
     report = (tmp_path / "r" / "report.md").read_text()
     assert "Face crop: blazeface-full-range" in report and "Per manipulation method" in report
+
+
+def _hostile_videos(folder: Path) -> dict[str, str]:
+    """Clips a detector meets in the wild, by name -> the reason the report must give: a corrupt
+    stream, a truncated download, a container without a video stream, a clip with no face."""
+    import av
+
+    good = sorted(folder.glob("*.mp4"))[0].read_bytes()
+    (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    (folder / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    with av.open(str(folder / "zero.mp4"), mode="w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        out.start_encoding()  # the header alone: a container whose video track has no frames
+    with av.open(str(folder / "grey.mp4"), mode="w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for _ in range(6):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.full((64, 64, 3), 128, np.uint8), "rgb24")
+            ):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return {"corrupt.mp4": "InvalidDataError", "truncated.mp4": "InvalidDataError",
+            "zero.mp4": "no video stream", "grey.mp4": "no face in any of its 4 sampled frames"}  # fmt: skip
 
 
 def test_export_records_the_crop_and_calibrates_on_crops(tmp_path: Path) -> None:
