@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -82,6 +83,50 @@ def _is_whole_pickle(path: Path) -> bool:
         return last == "STOP"
     except Exception:
         return False
+
+
+def _pickled_globals(path: Path, zipped: bool) -> list[str]:
+    """The ``module.name`` globals a pickle (raw, or inside a ``torch.save`` zip) would import,
+    read without executing anything: those weights_only loading does not allow."""
+    import pickletools
+
+    if zipped:
+        import torch
+
+        try:
+            return [str(g) for g in torch.serialization.get_unsafe_globals_in_checkpoint(str(path))]
+        except Exception:  # unreadable: the caller's generic message applies
+            return []
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as fh:
+            for op, arg, _ in pickletools.genops(fh):
+                if op.name == "GLOBAL":
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:
+        pass  # a broken tail: keep what was read
+    return list(dict.fromkeys(found))
+
+
+def _pickle_refusal(path: Path, names: list[str]) -> str:
+    """One line: which globals the pickle names, that loading it would run code, the way out."""
+    zipped = bool(names)
+    # the names from outside torch first: those are the code a user has to vouch for
+    found = sorted(_pickled_globals(path, zipped), key=lambda g: (g.startswith("torch."), g))
+    if found:
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        what = f"names {shown}"
+    else:
+        what = "holds pickled Python objects (a whole nn.Module or other classes)"
+    return (
+        f"{path} {what}: loading it would import and run that code, so torch.load(weights_only=True) "
+        "refuses it; pass --trust-pickle only if you trust its source, or save a state_dict and pass --arch"
+    )
 
 
 def _is_torchscript(names: list[str]) -> bool:
@@ -266,16 +311,16 @@ def load_model(source: ModelSource) -> LoadedModel:
         )
 
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a raw pickle's protocol before refusing it
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        text = str(exc)
-        if "Unsupported global" in text or (not names and _is_whole_pickle(path)):
+        text = str(exc).lower()
+        # torch words it "Unsupported global: GLOBAL x" or "unsupported GLOBAL x whose module is blocked"
+        unsafe = "unsupported global" in text or (names and bool(_pickled_globals(path, True)))
+        if unsafe or (not names and _is_whole_pickle(path)):
             if not source.trust_pickle:
-                raise ModelLoadError(
-                    f"{path} holds pickled Python objects (a whole nn.Module or other classes) that "
-                    "torch.load(weights_only=True) refuses; unpickling runs their code: pass --trust-pickle "
-                    "only if you trust its source, or save a state_dict and pass --arch"
-                ) from exc
+                raise ModelLoadError(_pickle_refusal(path, names)) from exc
             return _load_pickle(path, digest, notes)
         raise ModelLoadError(
             f"{path} is not a readable PyTorch file ({type(exc).__name__}); check it is not truncated"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ from tests.conftest import TINY_ARCH
 from tests.models import build_tiny
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+MARKER = Path("/tmp/edgekit-loading-marker")
 
 
 def _same_as_tiny(module: torch.nn.Module) -> None:
@@ -132,8 +136,39 @@ def test_a_raw_pickle_is_named_as_pickled_objects(tmp_path: Path) -> None:
 
     path = tmp_path / "ckpt.pth"
     path.write_bytes(pickle.dumps({"args": argparse.Namespace(lr=1), "epoch": 3}))
-    with pytest.raises(ModelLoadError, match="holds pickled Python objects.*--trust-pickle"):
+    with pytest.raises(ModelLoadError, match="names argparse.Namespace: loading it would .*--trust-pickle"):
         load_model(ModelSource(path=path, arch=TINY_ARCH))
+
+
+class _RunsACommand:
+    """What a malicious checkpoint holds: unpickling it calls os.system."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {MARKER}",))
+
+
+@pytest.mark.parametrize("how", ["torch.save", "torch.save nested", "raw pickle"])
+def test_a_malicious_object_is_refused_naming_its_global(tmp_path: Path, how: str) -> None:
+    """Issue 25: a torch.save'd object naming os.system was told "not a readable PyTorch file
+    (UnpicklingError); check it is not truncated". It is named now, and never run."""
+    import pickle
+
+    path = tmp_path / "model.pth"
+    if how == "raw pickle":
+        path.write_bytes(pickle.dumps(_RunsACommand()))
+    else:
+        torch.save({"state_dict": {"w": torch.zeros(1)}, "x": _RunsACommand()} if "nested" in how
+                   else _RunsACommand(), path)  # fmt: skip
+    MARKER.unlink(missing_ok=True)
+    with pytest.raises(ModelLoadError) as info:
+        load_model(ModelSource(path=path, arch=TINY_ARCH))
+    said = str(info.value)
+    assert f"names {os.system.__module__}.system: loading it would import and run that code" in said
+    assert "--trust-pickle" in said and "\n" not in said and not MARKER.exists()
+    # a whole nn.Module names its own classes the same way
+    torch.save(build_tiny(), tmp_path / "whole.pt")
+    with pytest.raises(ModelLoadError, match=r"names tests\.models\.\w+"):
+        load_model(ModelSource(path=tmp_path / "whole.pt"))
 
 
 def test_a_bit_flipped_pt2_fails_its_crc(tiny_pt2: Path, tmp_path: Path) -> None:
