@@ -50,6 +50,22 @@ def _truncate(name: str) -> Mutation:
     return mutate
 
 
+def _variant_links_out(folder: Path) -> None:
+    """The variant file replaced by a link to a file outside the folder, its size and sha256 in
+    the manifest updated to match that file: the hash check passes, containment must not."""
+    import hashlib
+
+    outside = folder.parent / "outside.tflite"
+    d = json.loads((folder / "manifest.json").read_text())
+    variant = d["variants"][0]
+    shutil.copy(folder / variant["file"], outside)
+    (folder / variant["file"]).unlink()
+    (folder / variant["file"]).symlink_to(outside)
+    variant["sha256"] = hashlib.sha256(outside.read_bytes()).hexdigest()
+    variant["size_bytes"] = outside.stat().st_size
+    (folder / "manifest.json").write_text(json.dumps(d))
+
+
 MARKER = Path("/tmp/edgekit-hostile-marker")
 
 MANIFEST_CASES: dict[str, Mutation] = {
@@ -68,6 +84,7 @@ MANIFEST_CASES: dict[str, Mutation] = {
     "variant file escapes": _variant("file", "../evil.tflite"),
     "variant name escapes": _variant("name", "../../evil"),
     "wrong sha256": _variant("sha256", "0" * 64),
+    "variant file links out, hash matching": _variant_links_out,
     "size as text": _variant("size_bytes", "big"),
     "model file replaced": _text("tiny.fp32.tflite", b"TFL3 not really"),
     "parity inputs truncated": _truncate("parity_inputs.npy"),

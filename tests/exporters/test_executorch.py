@@ -88,3 +88,32 @@ def test_without_the_extra_the_variant_fails_with_the_install_line(
         from edgekit.exporters.executorch import _require
 
         _require()
+
+
+def _flip(data: bytes) -> bytes:
+    mid = len(data) // 3
+    return data[:mid] + bytes(b ^ 0xFF for b in data[mid : mid + 64]) + data[mid + 64 :]
+
+
+PTE_DAMAGE = {
+    "truncated": lambda d, tfl: d[: len(d) // 2],
+    "bit-flipped": lambda d, tfl: _flip(d),
+    "header overwritten": lambda d, tfl: b"XXXX" + d[4:],
+    "a .tflite renamed": lambda d, tfl: tfl,
+    "empty": lambda d, tfl: b"",
+}
+
+
+@pytest.mark.parametrize("damage", list(PTE_DAMAGE))
+def test_a_damaged_pte_is_one_line(pte_export: Path, tmp_path: Path, damage: str) -> None:
+    """Issue 26: hostile .pte files (sha256 in the manifest updated to match, as an attacker
+    editing both would) fail in one line through the runtime, never a crash or a traceback."""
+    from edgekit.errors import EdgekitError
+    from edgekit.runners.executorch import ExecuTorchRunner
+
+    pte = next(pte_export.glob("*.fp32.pte"))
+    bad = tmp_path / pte.name
+    bad.write_bytes(PTE_DAMAGE[damage](pte.read_bytes(), next(pte_export.glob("*.fp32.tflite")).read_bytes()))
+    with pytest.raises(EdgekitError) as info:
+        ExecuTorchRunner(bad)  # loading is where the runtime reads the file
+    assert "is not a loadable ExecuTorch program" in str(info.value) and "\n" not in str(info.value)
