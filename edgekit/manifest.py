@@ -77,6 +77,8 @@ class Manifest:
     preprocess_source: str = "unknown"
     #: the arm64 environment parity ran in (label, CPU features its runtimes saw), or why none
     target: dict[str, Any] | None = None
+    #: binary (1-bit) layers found in the graph and how they are stored and run (None: none)
+    binary: dict[str, Any] | None = None
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
 
@@ -180,6 +182,18 @@ def _judged_on(value: str | None, where: str) -> str:
     return value
 
 
+def _binary(d: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
+    """The binary-layer record: a statement and at most 4096 layers (shown, never acted on)."""
+    if d is None:
+        return None
+    statement = require(d, "statement", str, where)
+    layers = require(d, "layers", list, where)
+    if len(statement) > 2000 or len(layers) > 4096 or not all(isinstance(x, dict) for x in layers):
+        raise FileFormatError(f"{where}: 'binary' must hold a statement and at most 4096 layer records")
+    exact = optional(d, "int8_exact", str, where)
+    return {"statement": statement, "layers": layers, **({"int8_exact": exact[:200]} if exact else {})}
+
+
 def manifest_from_dict(d: Any) -> Manifest:
     """Validate a manifest's JSON content and rebuild it; a :class:`FileFormatError` names the problem.
 
@@ -233,6 +247,7 @@ def manifest_from_dict(d: Any) -> Manifest:
         tools=require(d, "tools", dict, where),
         preprocess_source=str(optional(d, "preprocess_source", str, where) or "unknown"),
         target=optional(d, "target", dict, where),
+        binary=_binary(optional(d, "binary", dict, where), where),
     )
     manifest.output_spec()  # both raise FileFormatError on a bad spec, here rather than later
     manifest.preprocess_spec()

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgekit._capture import captured_output
 from edgekit.errors import ExportError
+from edgekit.exporters.preflight import fold_computed_weights
 from edgekit.exporters.registry import ExportContext, declare_flag, register
 from edgekit.runners.base import Delegation
 
@@ -104,6 +105,7 @@ def export_executorch_int8(ctx: ExportContext) -> bytes:
     try:
         with torch.inference_mode(False), captured_output():
             graph = torch.export.export(ctx.module, (sample,), strict=False).module()
+            fold_computed_weights(graph)  # binary layers compute sign(w) * scale in forward
             prepared = prepare_pt2e(graph, quantizer)
             with torch.no_grad():
                 for batch in ctx.calibration_batches():

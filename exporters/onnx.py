@@ -237,7 +237,7 @@ def export_onnx_int8(ctx: ExportContext) -> bytes:
             return learned_skip(ctx, step) or activation_skip(ctx, step)
         return fallback_skip(step, sites()) if step.startswith("float") else None
 
-    model, attempts, skipped = search(steps, measure, skip)
+    model, attempts, skipped = search(steps, measure, skip, say=ctx.say, effort=ctx.int8_effort)
     offenders = [] if attempts[0].passed else (state["localised"] or [s.to_dict() for s in sites()])
     entry = record(attempts, skipped, aim, len(x), state["changes"], offenders)
     if not entry["passed"]:

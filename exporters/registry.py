@@ -57,6 +57,8 @@ class ExportContext:
     #: an :class:`edgekit.arm64.Arm64Worker` when the phone's kernels are at hand: integer
     #: variants whose kernels differ by CPU (ONNX INT8) are repaired on the outputs it computes
     target: Any = None
+    #: where a long step says what it is doing (the CLI's progress line); silent by default
+    say: Callable[[str], None] = field(default=lambda _message: None, repr=False)
 
     def check_set(self, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """(inputs in the model's NCHW layout, PyTorch outputs) of up to ``n`` calibration images.

@@ -121,8 +121,13 @@ def search(
     steps: Iterable[tuple[str, Callable[[], bytes]]],
     measure: Callable[[bytes], tuple[int, int, float, bool]],
     skip: Callable[[str], str | None] | None = None,
+    say: Callable[[str], None] | None = None,
+    effort: float = 0.0,
 ) -> tuple[bytes, list[Attempt], list[dict[str, str]]]:
     """Build and measure each step in order; stop at the first that passes.
+
+    ``say`` hears each step as it starts (step k of n, seconds so far, and for the learned
+    rungs the bound ``effort`` puts on them), so a long search is never a silent clock.
 
     ``measure(model) -> (flips, samples, sqnr_db, passed)``; ``skip(step)`` may name why a
     step cannot help (it is then listed with the reason and not built). When none passes,
@@ -131,11 +136,22 @@ def search(
     attempts: list[Attempt] = []
     built: list[bytes] = []
     skipped: list[dict[str, str]] = []
-    for name, build in steps:
+    steps = list(steps)
+    began = time.perf_counter()
+    for k, (name, build) in enumerate(steps):
         reason = skip(name) if skip else None
         if reason:
             skipped.append({"step": name, "why": reason})
             continue
+        if say is not None:
+            bound = (
+                f"; at most {effort:.0f} s for the learned steps"
+                if name in (LEARNED, DISTILLED) and effort
+                else ""
+            )
+            say(
+                f"INT8 repair: {name} (step {k + 1} of {len(steps)}, {time.perf_counter() - began:.0f} s so far{bound})"
+            )
         start = time.perf_counter()
         model = build()
         flips, samples, sqnr, passed = measure(model)

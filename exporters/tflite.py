@@ -285,7 +285,7 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
                 return f"equalizing {pairs} pair(s) does not improve simulated INT8 ({before:.1f} -> {after:.1f} dB)"
         return fallback_skip(step, sites()) if step.startswith("float fallback") else None
 
-    model, attempts, skipped = search(steps, measure, skip)
+    model, attempts, skipped = search(steps, measure, skip, say=ctx.say, effort=ctx.int8_effort)
     offenders = [] if attempts[0].passed else (state["localised"] or [site.to_dict() for site in sites()])
     entry = record(attempts, skipped, aim, len(x), state["changes"], offenders)
     if not entry["passed"]:

@@ -394,6 +394,10 @@ def export(
         if judged:
             ui.err.print(judged, highlight=False, soft_wrap=True)
         ui.err.print(preprocess_line(manifest), highlight=False, soft_wrap=True)
+        if manifest.binary:
+            exact = manifest.binary.get("int8_exact")
+            said = manifest.binary["statement"] + (f"; {exact}" if exact else "")
+            ui.err.print(paint(f"binary layers: {said}", "cyan"), soft_wrap=True)
         for line in manifest.reference.get("warnings") or []:
             ui.err.print(
                 Text.assemble(("warning:", "bold yellow"), f" {line}"), highlight=False, soft_wrap=True

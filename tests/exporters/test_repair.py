@@ -477,3 +477,21 @@ def test_no_repair_is_spent_on_a_model_that_ignores_its_input(arm64: Any) -> Non
         if not record["passed"]:  # every later step named as not spent, with why
             assert len(record["skipped"]) >= 4
             assert all("ignores its" in s["why"] for s in record["skipped"]), record["skipped"]
+
+
+def test_the_repair_search_says_each_step_as_it_starts() -> None:
+    """Issue 25: a long repair search is never a silent clock: each step is announced with its
+    place, the time so far and, for the learned steps, the bound --int8-effort puts on them."""
+    from edgekit.exporters.repair import LEARNED, search
+
+    heard: list[str] = []
+    steps = [("MSE-optimal ranges", lambda: b"a"), ("bias correction", lambda: b"b"), (LEARNED, lambda: b"c")]
+    model, attempts, skipped = search(
+        steps, lambda m: (0, 8, 40.0, m == b"c"), skip=lambda s: "n/a" if s == "bias correction" else None,
+        say=heard.append, effort=120,
+    )  # fmt: skip
+    assert model == b"c" and [a.step for a in attempts] == ["MSE-optimal ranges", LEARNED]
+    assert heard[0].startswith("INT8 repair: MSE-optimal ranges (step 1 of 3, 0 s so far)")
+    assert heard[1].startswith(f"INT8 repair: {LEARNED} (step 3 of 3,") and heard[1].endswith(
+        "at most 120 s for the learned steps)"
+    )
