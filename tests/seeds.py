@@ -28,7 +28,10 @@ class RSign(nn.Module):
         self.shift = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sign(x - self.shift)
+        y = x - self.shift
+        if self.training:  # straight-through estimator, as BNext trains: sign forward, identity back
+            return y + (torch.sign(y) - y).detach()
+        return torch.sign(y)
 
 
 class RPReLU(nn.Module):
@@ -50,7 +53,9 @@ class BinaryConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.weight.abs().mean(dim=(1, 2, 3), keepdim=True)
-        return self._conv_forward(x, torch.sign(self.weight) * scale, self.bias)
+        w = self.weight
+        binary = w + (torch.sign(w) - w).detach() if self.training else torch.sign(w)  # STE in training
+        return self._conv_forward(x, binary * scale, self.bias)
 
 
 class BinaryBlock(nn.Module):
@@ -259,25 +264,26 @@ def _live(model: nn.Module, seed: int, size: int, in_channels: int = 3) -> nn.Mo
     return model.eval()
 
 
+def _build(kind: type[nn.Module], classes: int, width: int, seed: int, size: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return _live(kind(classes, width), seed, size)
+
+
 def build_bnext(classes: int = 1, width: int = 16, seed: int = 0, size: int = 64) -> nn.Module:
     """A BNext-style binary detector with live BatchNorm statistics."""
-    torch.manual_seed(seed)
-    return _live(BNextTiny(classes, width), seed, size)
+    return _build(BNextTiny, classes, width, seed, size)
 
 
 def build_xception(classes: int = 1, width: int = 8, seed: int = 0, size: int = 64) -> nn.Module:
     """A small Xception detector with live BatchNorm statistics."""
-    torch.manual_seed(seed)
-    return _live(XceptionTiny(classes, width), seed, size)
+    return _build(XceptionTiny, classes, width, seed, size)
 
 
 def build_spsl(classes: int = 1, width: int = 8, seed: int = 0, size: int = 64) -> nn.Module:
     """An SPSL detector (phase channel computed inside forward) with live BatchNorm statistics."""
-    torch.manual_seed(seed)
-    return _live(SPSLTiny(classes, width), seed, size)
+    return _build(SPSLTiny, classes, width, seed, size)
 
 
 def build_b4att(classes: int = 1, width: int = 8, seed: int = 0, size: int = 64) -> nn.Module:
     """An EfficientNet-B4-shaped detector with the attention branch, live BatchNorm statistics."""
-    torch.manual_seed(seed)
-    return _live(B4AttentionTiny(classes, width), seed, size)
+    return _build(B4AttentionTiny, classes, width, seed, size)

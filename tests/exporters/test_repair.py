@@ -491,6 +491,7 @@ def test_the_repair_search_says_each_step_as_it_starts() -> None:
         say=heard.append, effort=120,
     )  # fmt: skip
     assert model == b"c" and [a.step for a in attempts] == ["MSE-optimal ranges", LEARNED]
+    assert skipped == [{"step": "bias correction", "why": "n/a"}]
     assert heard[0].startswith("INT8 repair: MSE-optimal ranges (step 1 of 3, 0 s so far)")
     assert heard[1].startswith(f"INT8 repair: {LEARNED} (step 3 of 3,") and heard[1].endswith(
         "at most 120 s for the learned steps)"
