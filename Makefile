@@ -41,6 +41,13 @@ demo: $(DEMO_STAMP)
 	$(VENV)/bin/edgekit eval $(DEMO)/export --data $(DEMO)/data -o $(DEMO)/report
 	# whole video frames: crop the faces first; the detector was trained on stills, hence the EER threshold
 	$(VENV)/bin/edgekit eval $(DEMO)/export --data $(DEMO)/videos --face-crop --threshold eer -o $(DEMO)/report-videos
+	@echo ""
+	@echo "demo done. Where to look:"
+	@echo "  $(DEMO)/export/manifest.json             every variant: size, parity against PyTorch, INT8 repair"
+	@echo "  $(DEMO)/bench/                           latency, peak RAM, on-device parity (emulated Pixel 9)"
+	@echo "  $(DEMO)/report/report.html               AUC, accuracy and F1 at the threshold, flips, per variant"
+	@echo "  $(DEMO)/report-videos/report.html        the same per video, on face crops"
+	@echo "next: your own model, as in README.md (edgekit export model.pt2 --int8 --calib your_images/)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edgekit exporters device tests benchmarks

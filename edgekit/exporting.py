@@ -38,6 +38,7 @@ from edgekit.spec import ExportSpec, InputSpec, Layout, OutputSpec, Preprocess
 from edgekit.validate import contained
 
 if TYPE_CHECKING:
+    from edgekit.exporters.preflight import GraphFacts
     from edgekit.exporters.registry import ExportContext, VariantInfo
     from edgekit.loading import LoadedModel
 
@@ -218,11 +219,11 @@ def _export_into(
     return manifest
 
 
-def _binary_record(facts: Any, records: list[VariantRecord], out_dir: Path) -> dict[str, Any] | None:
+def _binary_record(facts: GraphFacts, records: list[VariantRecord], out_dir: Path) -> dict[str, Any] | None:
     """The binary layers, and how many of them the INT8 TFLite file holds exactly (+-127)."""
     from edgekit.exporters.preflight import binary_weights_in_int8
 
-    record: dict[str, Any] | None = facts.binary_dict()
+    record = facts.binary_dict()
     if record is None:
         return None
     int8 = next((r for r in records if r.name == "tflite_int8" and r.status == "ok" and r.file), None)
@@ -235,7 +236,7 @@ def _binary_record(facts: Any, records: list[VariantRecord], out_dir: Path) -> d
     return record
 
 
-def _read_graph(module: Any, inp: InputSpec, formats: set[str]) -> Any:
+def _read_graph(module: Any, inp: InputSpec, formats: set[str]) -> GraphFacts:
     """The graph's facts before any conversion; an op no requested converter takes stops the
     export here, in seconds, naming the op and its source line (see exporters/preflight.py)."""
     import torch

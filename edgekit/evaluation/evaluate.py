@@ -305,6 +305,14 @@ def _files(chunk: Frames) -> list[str]:
     return [*dict.fromkeys(chunk.video_ids), *(name for name, _why in chunk.skipped)]
 
 
+def eta(elapsed: float, done: int, left: int) -> str:
+    """``, about N s left`` at the rate so far (nothing before the first unit is done)."""
+    if done <= 0 or left <= 0:
+        return ""
+    seconds = elapsed / done * left
+    return f", about {seconds / 60:.0f} min left" if seconds >= 120 else f", about {seconds:.0f} s left"
+
+
 def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
     """Run the evaluation and write scores, heatmaps and the report into ``spec.out_dir``."""
     from edgekit.evaluation.metrics import eer
@@ -328,12 +336,14 @@ def evaluate(spec: EvalSpec, progress: ProgressFn | None = None) -> Path:
     todo = [it for it in items if not log.is_done(it.name)]
     done = {"files": len(items) - len(todo)}
     rows_before = log.progress.rows
+    scoring_began, resumed_at = time.perf_counter(), done["files"]
 
     def sink(chunk: Frames, columns: dict[str, np.ndarray]) -> None:
         files = _files(chunk)
         log.append(chunk, columns, files)
         done["files"] += len(files)
-        say(f"scored {done['files']}/{len(items)} files ({log.progress.rows} samples)")
+        say(f"scored {done['files']}/{len(items)} files ({log.progress.rows} samples)"
+            + eta(time.perf_counter() - scoring_began, done["files"] - resumed_at, len(items) - done["files"]))  # fmt: skip
 
     if spec.ray is None:
         decode_s = score_chunks(todo, pre, spec, scorers, sink)

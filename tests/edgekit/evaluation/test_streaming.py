@@ -296,3 +296,12 @@ def test_the_cross_data_set_table_from_official_layouts(tmp_path: Path, export_d
     assert html.count("<tr>") == (1 + 6) * 2 and "Seen (ff++) against unseen data sets" in html
     assert (tmp_path / "r" / "ff++" / "report.html").is_file()  # each data set keeps its full report
     assert "tflite_int8:" in result.output and "cross.html" in result.output
+
+
+def test_eval_progress_gives_an_eta_from_the_rate_so_far() -> None:
+    from edgekit.evaluation.evaluate import eta
+
+    assert eta(10.0, 0, 50) == ""  # nothing measured yet: no guess
+    assert eta(10.0, 5, 0) == ""
+    assert eta(10.0, 5, 10) == ", about 20 s left"
+    assert eta(60.0, 1, 9) == ", about 9 min left"
