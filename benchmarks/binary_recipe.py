@@ -35,7 +35,7 @@ from edgekit.hostinfo import cpu_line
 os.environ.setdefault("TQDM_DISABLE", "1")
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-EDGEKIT = [sys.executable, "-m", "edgekit.cli"]
+EDGEKIT = [str(Path(sys.executable).with_name("edgekit"))]  # the console script a user runs
 
 
 def _run(args: list[str], log: list[str]) -> float:
@@ -45,7 +45,7 @@ def _run(args: list[str], log: list[str]) -> float:
                           env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     seconds = time.perf_counter() - start
     log.append(f"$ edgekit {' '.join(args)}  # {seconds:.0f} s, exit {done.returncode}")
-    if done.returncode not in (0, 1):
+    if done.returncode not in (0, 1) or "error:" in done.stderr:  # exit 1 alone: a parity miss, which is data
         raise SystemExit(f"edgekit {' '.join(args)} failed:\n{done.stderr[-2000:]}")
     return seconds
 
@@ -159,6 +159,13 @@ def write(out: Path, rows: list[dict[str, Any]], log: list[str], train_auc: floa
         f"`build_bnext` (4 binary 3x3 blocks, float stem/1x1s/FC), trained here on the sample's synthetic "
         f"images (PyTorch AUC {train_auc:.4f} on 400 held-out ones). Parity flips are against each export's "
         "own PyTorch model; eval flips against the PyTorch baseline on the eval images.",
+        "",
+        "Read the AUC column with care: this small binary network does not learn the sample's self-blended "
+        "fakes in the benchmark's budget (AUC near 0.5 after training; the same loop trains the bundled "
+        "float sample detector to 0.998 in 200 steps, and this network stays near 0.5 even with its sign "
+        "ops replaced by identities, so it is the architecture at this width, not the binarization). What "
+        "the table measures is the recipe's mechanics: sizes, INT8/INT4 and pruning parity against PyTorch, "
+        "and whether the binary layers survive INT8 exactly.",
         "",
         "| " + " | ".join(cols) + " |",
         "|" + "---|" * len(cols),

@@ -82,7 +82,8 @@ def binary_statement(layers: list[BinaryLayer]) -> str:
     return (
         f"{len(layers)} binary convolution(s) ({signs} with sign activations in): 1-bit weights are stored as "
         "INT8 in the INT8 variants (+-127 on a per-channel scale: exact) and as FP32/FP16 in the float ones, "
-        "and run on 8-bit or float kernels; LiteRT/XNNPACK, ONNX Runtime and ExecuTorch's CPU backends have "
+        "and run on 8-bit or float kernels (tflite_int8 keeps the sign ops and their inputs float: INT8 would "
+        "round inputs near zero to 0, whose sign is 0); LiteRT/XNNPACK, ONNX Runtime and ExecuTorch's CPU backends have "
         "no 1-bit kernels, so neither the 32x smaller weights nor the XNOR-popcount speed of a binary engine "
         "is had on the phone"
     )

@@ -110,8 +110,13 @@ def static_int8(ctx: ExportContext, float_io: bool = True, label: str = "tflite_
     calibration misses it; what it did is left in ``ctx.cache["repair:<label>"]``.
     """
     if ctx.int8_target is None:
-        return quantize_float(ctx, aeq.static_int8_recipe(float_io=float_io))
+        return quantize_float(ctx, _int8_recipe(ctx, float_io))
     return _repaired_int8(ctx, float_io, label)
+
+
+def _int8_recipe(ctx: ExportContext, float_io: bool) -> Any:
+    """edgekit's static INT8 recipe for this model: sign activations and their inputs stay float."""
+    return aeq.static_int8_recipe(float_io=float_io, float_tensors=aeq.sign_inputs(float_tflite(ctx)))
 
 
 def step_name(cle: bool) -> str:
@@ -149,7 +154,7 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
 
     base = float_tflite(ctx)
     batches = calibration_batches(ctx)
-    recipe = aeq.static_int8_recipe(float_io=float_io)
+    recipe = _int8_recipe(ctx, float_io)
     minmax = aeq.calibrate(base, recipe, batches, ctx.num_threads)
     x, ref = ctx.check_set()
     x_run = x if ctx.input_spec.layout is Layout.NCHW else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
@@ -260,7 +265,11 @@ def _repaired_int8(ctx: ExportContext, float_io: bool, label: str) -> bytes:
                 layers = [o["layer"] for o in state["localised"][:k]]
                 keep = [o["tensor"] for o in state["localised"][:k]]
             state["changes"][fallback_name(k)] = {"float_layers": layers}
-            return aeq.quantize(base, aeq.mixed_recipe(keep, [], float_io=float_io), qsvs=best_ranges())
+            return aeq.quantize(
+                base,
+                aeq.mixed_recipe([*keep, *aeq.sign_inputs(base)], [], float_io=float_io),
+                qsvs=best_ranges(),
+            )
 
         return build
 

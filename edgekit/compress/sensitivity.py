@@ -12,7 +12,7 @@ ratio (no fine-tuning) and records the validation AUC.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -199,15 +199,21 @@ def sensitivity(spec: SensitivitySpec, progress: ProgressFn | None = None) -> Se
         quantization=tuple(quant), pruning=tuple(pruning), baseline_auc=base_auc,
         prune_ratio=spec.prune_ratio, samples=len(samples), data=prep.data.description,
     )  # fmt: skip
-    recipe = recipe_from(result, spec.fallback, spec.int4_min_sqnr_db)
+    from edgekit.exporters.tflite import float_tflite
+
+    signs = aeq.sign_inputs(float_tflite(prep.ctx))  # a binary network's sign inputs stay float (see aeq)
+    recipe = recipe_from(result, spec.fallback, spec.int4_min_sqnr_db, signs)
     atomic_write_text(out_dir / SENSITIVITY_JSON, json.dumps(result.to_dict(), indent=2) + "\n")
     atomic_write_text(out_dir / "mixed_recipe.json", json.dumps(recipe, indent=2) + "\n")
     atomic_write_bytes(out_dir / "sensitivity.png", plot(result))
     return result
 
 
-def recipe_from(result: SensitivityResult, fallback: int, int4_min_sqnr_db: float) -> list[dict[str, Any]]:
-    """The mixed recipe: FP32 for the ``fallback`` most sensitive ops, INT4 for insensitive FCs, INT8 elsewhere."""
+def recipe_from(
+    result: SensitivityResult, fallback: int, int4_min_sqnr_db: float, also_float: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The mixed recipe: FP32 for the ``fallback`` most sensitive ops (and ``also_float``), INT4 for
+    insensitive FCs, INT8 elsewhere."""
     keep = [o.tensor for o in result.most_sensitive(fallback)]
     int4 = [
         o.tensor
@@ -217,7 +223,7 @@ def recipe_from(result: SensitivityResult, fallback: int, int4_min_sqnr_db: floa
         and o.int4_output_sqnr_db >= int4_min_sqnr_db
         and o.tensor not in keep
     ]
-    return aeq.mixed_recipe(keep, int4)
+    return aeq.mixed_recipe([*keep, *(t for t in also_float if t not in keep)], int4)
 
 
 def plot(result: SensitivityResult) -> bytes:

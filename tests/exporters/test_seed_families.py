@@ -66,6 +66,17 @@ def test_each_family_exports_to_every_format_and_holds_parity(
         assert "no 1-bit kernels" in binary["statement"]
         # read from the INT8 file: the 1-bit weights are stored as +-127 per channel, exactly
         assert binary["int8_exact"].startswith("4/4 binary layers held exactly")
+        # the sign ops and the subtraction feeding them stay float in the INT8 file (INT8 would
+        # round inputs near zero to 0, whose sign is 0)
+        from edgekit.exporters.tflite_graph import TFLiteGraph
+
+        g = TFLiteGraph((tmp_path / family / by["tflite_int8"].file).read_bytes())
+        ops, producers = g.ops(), g.producers()
+        signs = [op for op in ops if op.name == "SIGN"]
+        assert len(signs) == 4
+        for op in signs:
+            feeding = ops[producers[op.inputs[0]]]
+            assert feeding.name == "SUB" and g.tensor(feeding.outputs[0]).type == 0  # float32
     else:
         assert binary is None  # a float network is never called binary
 
