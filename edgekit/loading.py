@@ -98,16 +98,18 @@ def _pickled_globals(path: Path, zipped: bool) -> list[str]:
         except Exception:  # unreadable: the caller's generic message applies
             return []
     found: list[str] = []
-    strings: list[str] = []
+    strings = ["", ""]  # the last two string arguments: STACK_GLOBAL's module and name
     try:
         with open(path, "rb") as fh:
             for op, arg, _ in pickletools.genops(fh):
                 if op.name == "GLOBAL":
                     found.append(str(arg).replace(" ", "."))
-                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif op.name == "STACK_GLOBAL":
+                    found.append(f"{strings[0]}.{strings[1]}")
                 elif isinstance(arg, str):
-                    strings.append(arg)
+                    strings = [strings[1], arg[:200]]
+                if len(found) >= 64:  # enough to name; a hostile file could list millions
+                    break
     except Exception:
         pass  # a broken tail: keep what was read
     return list(dict.fromkeys(found))
@@ -119,7 +121,9 @@ def _pickle_refusal(path: Path, names: list[str]) -> str:
     # the names from outside torch first: those are the code a user has to vouch for
     found = sorted(_pickled_globals(path, zipped), key=lambda g: (g.startswith("torch."), g))
     if found:
-        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        shown = ", ".join(g[:80] for g in found[:3]) + (
+            f" and {len(found) - 3} more" if len(found) > 3 else ""
+        )
         what = f"names {shown}"
     else:
         what = "holds pickled Python objects (a whole nn.Module or other classes)"

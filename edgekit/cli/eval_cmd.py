@@ -156,8 +156,9 @@ def _summary(ui: UI, folder: Path) -> None:
     meta = run_guarded(ui, lambda: load_eval_meta(folder))
     total = max(meta.skipped_total, len(meta.skipped))
     if total:
-        first = escape_controls(": ".join(meta.skipped[0]), keep="")  # a name on disk may hold a line break
-        ui.err.print(paint(f"{total} file(s) could not be read and were left out (first: {first}); "
+        # a name on disk may hold a line break; a hand-edited eval.json may count files it does not list
+        first = f" (first: {escape_controls(': '.join(meta.skipped[0]), keep='')})" if meta.skipped else ""
+        ui.err.print(paint(f"{total} file(s) could not be read and were left out{first}; "
                            "the report lists them", "yellow"))  # fmt: skip
     if metrics.get("single_class"):
         ui.err.print(
