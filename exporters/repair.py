@@ -229,14 +229,17 @@ def learned_module(ctx: Any, state: dict[str, Any], step: str) -> Any:
     # from the activation-equalized model when that measured better than the best ranges alone
     start = state.get("learn_from", ctx.module)
     if step == LEARNED:
-        module, rounding = learn_rounding(start, x, budget_s=ctx.int8_effort / 2)
+        module, rounding = learn_rounding(start, x, budget_s=ctx.int8_effort / 2,
+                                          progress=lambda m: ctx.say(f"INT8 repair: {m}"))  # fmt: skip
         state["learned_module"], state["learned_seconds"] = module, time.perf_counter() - started
         state["changes"][step] = rounding.to_dict()
         return module
     start_from = state.get("learned_module", start)
     train = ctx.calibration[len(x) :] if len(ctx.calibration) >= len(x) + 32 else ctx.calibration
     budget = max(0.0, ctx.int8_effort - state.get("learned_seconds", 0.0))
-    module, distilled = distill(start_from, train, x, budget_s=budget)
+    module, distilled = distill(
+        start_from, train, x, budget_s=budget, progress=lambda m: ctx.say(f"INT8 repair: {m}")
+    )
     state["changes"][step] = distilled.to_dict()
     return module
 
