@@ -48,6 +48,10 @@ _ZETA, _GAMMA = 1.1, -0.1
 #: (so it means the same on every layer); 0.01 and 0.1 left every weight at nearest on a test layer
 #: whose right rounding is known, 1.0 found it (tests/edgekit/compress/test_rounding.py)
 _LAMBDA = 1.0
+#: the most Gram-matrix entries (groups x d x d, float64, two of them) GPTQ builds for one layer:
+#: 2**26 is 512 MB each. CREPE's second conv (1024 channels x 64 taps: d = 65,536) would need 34 GB;
+#: such a layer keeps nearest rounding (counted in the report)
+_GRAM_ENTRIES = 2**26
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class RoundingReport:
     seconds: float
     iterations: int  #: the most Adam steps a layer took
     budget_hit: bool = False
+    too_wide: int = 0  #: layers with too many weights per output channel for GPTQ: nearest kept
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the manifest's repair ``changes``)."""
@@ -385,6 +390,7 @@ def _learn(
     err_learned: list[float] = []
     most_steps = 0
     budget_hit = False
+    too_wide = 0
     generator = torch.Generator().manual_seed(0)
     ranges = input_ranges(float_gm, list(units), x)
     # each output element's error weighted by how much it moves the model's output: a layer's
@@ -398,6 +404,12 @@ def _learn(
         node = by_node[unit.node]
         w_float, gain = folded_weight(gm, unit)
         scale, scaled = int8_grid(w_float, levels)
+        width = int(np.prod(w_float.shape[1:]))
+        if solver == "gptq" and unit.groups * width * width > _GRAM_ENTRIES:
+            too_wide += 1  # its Gram matrix would not fit in memory: the converter's nearest
+            with torch.no_grad():  # placed, so later layers learn against what INT8 computes
+                place_on_grid(gm, unit, torch.clamp(torch.round(scaled), -levels, levels), scale, gain)
+            continue
         x_float = _tap(float_gm, unit.node, x, None)
         # the input as the INT8 model computes it: earlier layers rounded as learned, every layer
         # input on the way (this one's included) rounded to 8 bits over its MSE-optimal range
@@ -463,6 +475,7 @@ def _learn(
         seconds=time.perf_counter() - start,
         iterations=most_steps,
         budget_hit=budget_hit,
+        too_wide=too_wide,
     )
     return gm, report
 

@@ -162,3 +162,19 @@ def test_distillation_lifts_the_simulated_int8_student_within_a_test_budget() ->
     assert report.sqnr_after_db > report.sqnr_before_db + 3, report
     assert 0 < report.best_step <= report.steps
     _learned_integers(gm)  # asserts every conv/linear weight sits on its INT8 grid point
+
+
+def test_a_layer_too_wide_for_gptq_keeps_nearest_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GPTQ's Gram matrix grows with the square of a layer's weights per output channel (CREPE's
+    second conv would need 34 GB): past the bound the layer is placed on its nearest grid points
+    and counted, never built."""
+    import edgekit.compress.rounding as rounding
+
+    monkeypatch.setattr(rounding, "_GRAM_ENTRIES", 10 * 10)  # the conv's 27 inputs are too many
+    gm, report = learn_rounding(RoundingNet().eval(), _groups(16, 1))
+    assert report.too_wide == 1 and report.layers == 1  # the 4-input linear layer was still learned
+    folded, _ = folded_weight(gm, find_units(gm)["conv2d"])
+    _, scaled = int8_grid(folded)
+    assert torch.allclose(scaled, scaled.round(), atol=1e-4)
+    nearest = torch.round(int8_grid(RoundingNet().conv.weight.detach())[1])
+    assert torch.equal(scaled.round(), nearest)
