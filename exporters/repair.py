@@ -237,9 +237,11 @@ def learned_module(ctx: Any, state: dict[str, Any], step: str) -> Any:
     start_from = state.get("learned_module", start)
     train = ctx.calibration[len(x) :] if len(ctx.calibration) >= len(x) + 32 else ctx.calibration
     budget = max(0.0, ctx.int8_effort - state.get("learned_seconds", 0.0))
-    module, distilled = distill(
-        start_from, train, x, budget_s=budget, progress=lambda m: ctx.say(f"INT8 repair: {m}")
-    )
+    # the teacher: the float model learned rounding started from (same layers, so each layer's
+    # output is matched too; its output is the original model's, activation equalization being
+    # exact in float within its headroom)
+    module, distilled = distill(start_from, train, x, budget_s=budget, teacher=start,
+                                progress=lambda m: ctx.say(f"INT8 repair: {m}"))  # fmt: skip
     state["changes"][step] = distilled.to_dict()
     return module
 
