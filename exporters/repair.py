@@ -217,7 +217,25 @@ def learned_module(ctx: Any, state: dict[str, Any], step: str) -> Any:
     """The PyTorch model a learned rung converts: learned rounding on half of ``--int8-effort``;
     distillation, from the learned-rounding model when that ran, on what is left, learning on the
     calibration images past the check set (all of them when there are too few) and early-stopped
-    on the check set. What it did goes to ``state["changes"][step]``."""
+    on the check set. What it did goes to ``state["changes"][step]``. Learned once per start
+    model and export: the TFLite and ONNX ladders, starting from the same model, share it (both
+    converters take the same weight grid), so the second one pays nothing for it."""
+    # from the activation-equalized model when that measured better than the best ranges alone
+    start = state.get("learn_from", ctx.module)
+    key = f"learned_rung:{step}"
+    for seen, module, changes, seconds in ctx.cache.get(key, []):
+        if seen is start:  # identity: the same object the other format's ladder learned from
+            state["changes"][step] = {**changes, "learned_for_another_format": True}
+            if step == LEARNED:
+                state["learned_module"], state["learned_seconds"] = module, seconds
+            return module
+    module, changes, seconds = _learn_rung(ctx, state, step, start)
+    ctx.cache.setdefault(key, []).append((start, module, changes, seconds))
+    return module
+
+
+def _learn_rung(ctx: Any, state: dict[str, Any], step: str, start: Any) -> tuple[Any, dict[str, Any], float]:
+    """Run learned rung ``step`` from ``start``: (the model, what it did, seconds)."""
     import time
 
     from edgekit.compress.distill import distill
@@ -226,14 +244,12 @@ def learned_module(ctx: Any, state: dict[str, Any], step: str) -> Any:
     assert ctx.calibration is not None  # the ladder runs on calibration data
     x, _ = ctx.check_set()
     started = time.perf_counter()
-    # from the activation-equalized model when that measured better than the best ranges alone
-    start = state.get("learn_from", ctx.module)
     if step == LEARNED:
         module, rounding = learn_rounding(start, x, budget_s=ctx.int8_effort / 2,
                                           progress=lambda m: ctx.say(f"INT8 repair: {m}"))  # fmt: skip
         state["learned_module"], state["learned_seconds"] = module, time.perf_counter() - started
         state["changes"][step] = rounding.to_dict()
-        return module
+        return module, state["changes"][step], state["learned_seconds"]
     start_from = state.get("learned_module", start)
     train = ctx.calibration[len(x) :] if len(ctx.calibration) >= len(x) + 32 else ctx.calibration
     budget = max(0.0, ctx.int8_effort - state.get("learned_seconds", 0.0))
@@ -243,7 +259,7 @@ def learned_module(ctx: Any, state: dict[str, Any], step: str) -> Any:
     module, distilled = distill(start_from, train, x, budget_s=budget, teacher=start,
                                 progress=lambda m: ctx.say(f"INT8 repair: {m}"))  # fmt: skip
     state["changes"][step] = distilled.to_dict()
-    return module
+    return module, state["changes"][step], time.perf_counter() - started
 
 
 def learned_skip(ctx: Any, step: str) -> str | None:

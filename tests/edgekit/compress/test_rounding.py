@@ -178,3 +178,24 @@ def test_a_layer_too_wide_for_gptq_keeps_nearest_rounding(monkeypatch: pytest.Mo
     assert torch.allclose(scaled, scaled.round(), atol=1e-4)
     nearest = torch.round(int8_grid(RoundingNet().conv.weight.detach())[1])
     assert torch.equal(scaled.round(), nearest)
+
+
+def test_the_onnx_ladder_reuses_what_the_tflite_ladder_learned() -> None:
+    """One export learns once: the ONNX ladder, starting from the same model, takes the rounded
+    model the TFLite ladder learned (the same weight grid), says so, and holds with it too."""
+    from edgekit.exporters import get_variant
+    from edgekit.exporters.registry import ExportContext
+    from edgekit.spec import InputSpec
+    from tests.exporters.test_repair import TARGET
+
+    ctx = ExportContext(module=RoundingNet().eval(), input_spec=InputSpec(shape=(1, 3, 32, 32)),
+                        calibration=_groups(64, 1), int8_target=TARGET, int8_effort=600)  # fmt: skip
+    get_variant("tflite_int8").build(ctx)
+    tflite = ctx.cache["repair:tflite_int8"]
+    assert tflite["chosen"] == "learned rounding" and tflite["passed"]
+    assert "learned_for_another_format" not in tflite["changes"]
+    get_variant("onnx_int8").build(ctx)
+    onnx = ctx.cache["repair:onnx_int8"]
+    assert onnx["changes"].get("learned_for_another_format") is True, onnx["changes"]
+    assert onnx["chosen"] == "learned rounding" and onnx["passed"], onnx["attempts"]
+    assert len(ctx.cache["learned_rung:learned rounding"]) == 1
