@@ -392,6 +392,23 @@ def onnx_activation_samples(model: bytes, inputs: np.ndarray) -> dict[str, np.nd
     return {n: np.concatenate(v) for n, v in samples.items() if v}
 
 
+def kept_float_by_onnxruntime(model: bytes) -> list[str]:
+    """Nodes onnxruntime's QDQ quantizer cannot quantize with per-channel weights: a
+    LayerNormalization whose scale or bias has more than one dimension (a LayerNorm over several
+    axes, as PESTO's ``LayerNorm([1, 264])``). onnxruntime 1.32's int32-bias scale check indexes
+    such a bias per channel and fails ("The truth value of an array with more than one element
+    is ambiguous"), which took the whole INT8 variant down; these nodes stay float instead."""
+    import onnx
+
+    m = onnx.load_from_string(model)
+    ranks = {i.name: len(i.dims) for i in m.graph.initializer}
+    return [
+        n.name
+        for n in m.graph.node
+        if n.op_type == "LayerNormalization" and any(ranks.get(i, 0) > 1 for i in list(n.input)[1:])
+    ]
+
+
 def quantize_int8(
     ctx: ExportContext,
     exclude: list[str] | None = None,
@@ -414,6 +431,7 @@ def quantize_int8(
     with tempfile.TemporaryDirectory() as tmp:
         pre, dst = Path(tmp, "p.onnx"), Path(tmp, "q.onnx")
         pre.write_bytes(_preprocessed(ctx))
+        exclude = [*(exclude or []), *kept_float_by_onnxruntime(_preprocessed(ctx))]
         reader: Any = _Reader("input", batches)
         try:
             with captured_output():
