@@ -264,6 +264,14 @@ def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
         files[label] = (path, time.perf_counter() - start, fmt)
 
     rows: list[dict[str, Any]] = []
+    failures: dict[str, str] = {}  # a file its runtime will not load is a result too
+    for label, (path, _, _) in list(files.items()):
+        try:
+            _runner(path)
+        except (RuntimeError, ValueError) as exc:
+            failures[label] = " ".join(str(exc).split())[:200]
+            print(f"{name} {label}: {failures[label]}", file=sys.stderr)
+            del files[label]
     for label, (path, seconds, fmt) in files.items():
         out = run_batch(_runner(path), x)
         r = compare(ref, out, OutputSpec(), DEFAULT_TOLERANCES["int8"])
@@ -309,14 +317,17 @@ def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
     if (edgekit_tflite.get("repair") or {}).get("diagnosis"):
         curve = fallback_curve(files["fp32_tflite"][0].read_bytes(), calib, x, ref)
     ref_auc = float(roc_auc_score(labels, fake_scores(ref, OutputSpec())))
-    sizes = size_breakdown(files["plain_tflite"][0].read_bytes())
-    sizes["onnx_int8_bytes"] = files["plain_onnx"][0].stat().st_size
+    sizes: dict[str, Any] = {}
+    if "plain_tflite" in files and "plain_onnx" in files:
+        sizes = size_breakdown(files["plain_tflite"][0].read_bytes())
+        sizes["onnx_int8_bytes"] = files["plain_onnx"][0].stat().st_size
     for row in rows:
-        row["size_breakdown"] = json.dumps(sizes) if row["variant"] == "plain_tflite" else ""
+        row["size_breakdown"] = json.dumps(sizes) if row["variant"] == "plain_tflite" and sizes else ""
         row["pytorch_auc"] = round(ref_auc, 4)
         row["export_all_s_repair"] = round(timings["edgekit"], 1)
         row["export_all_s_plain"] = round(timings["plain"], 1)
         row["fallback_curve"] = json.dumps(curve) if row["variant"] == "edgekit_tflite" and curve else ""
+        row["failures"] = json.dumps(failures) if row is rows[0] and failures else ""
     return rows
 
 
@@ -353,6 +364,9 @@ def write(out: Path, rows: list[dict[str, Any]]) -> None:
                 f"{r['xnnpack']} | {r['speed_vs_fp32']} | {r['build_s']} | {r.get('repair', '-')} | "
                 f"{r.get('float_layers', '')} |"
             )
+        failed = json.loads(next((r["failures"] for r in sub if r.get("failures")), "{}"))
+        for label, why in failed.items():
+            lines += ["", f"{label}: built, but its runtime refuses to load it: {why}"]
         for r in sub:
             if r.get("diagnosis"):
                 lines += ["", f"Diagnosis recorded for {r['variant']} (manifest `repair.diagnosis`, on the 64-image "
@@ -366,7 +380,9 @@ def write(out: Path, rows: list[dict[str, Any]]) -> None:
                 f"| {c['float_ops']} of {c['weight_ops']} | {c['flips']}/{c['samples']} | {c['sqnr_db']} |"
                 for c in curve
             ]
-        sizes = json.loads(next(r["size_breakdown"] for r in sub if r["size_breakdown"]))
+        sizes = json.loads(next((r["size_breakdown"] for r in sub if r["size_breakdown"]), "{}"))
+        if not sizes:
+            continue
         lines += ["", f"Size: the plain TFLite INT8 file is {sizes['bytes']:,} B against {sizes['onnx_int8_bytes']:,} B "
                   f"for ONNX INT8 ({sizes['bytes'] / sizes['onnx_int8_bytes'] - 1:+.1%}). Its {sizes['per_channel_tensors']} "
                   f"per-channel tensors ({sizes['channels']:,} channels) carry {sizes['zero_point_bytes']:,} B of int64 "
