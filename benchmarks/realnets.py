@@ -142,6 +142,18 @@ class FrameReader(nn.Module):
         return self.body(frames)  # type: ignore[no-any-return]
 
 
+def harmonic_tone(rng: np.random.Generator, f0: float, t: np.ndarray) -> np.ndarray:
+    """Six harmonics of ``f0`` with random amplitudes (falling as 1/k) and phases, plus white
+    noise of a random level, sampled at times ``t``."""
+    harmonics = rng.uniform(0.0, 1.0, 6) / np.arange(1, 7)
+    phase = rng.uniform(0, 2 * np.pi, 6)
+    wave = sum(
+        a * np.sin(2 * np.pi * f0 * (k + 1) * t + p)
+        for k, (a, p) in enumerate(zip(harmonics, phase, strict=True))
+    )
+    return wave + rng.normal(0.0, rng.uniform(0.02, 0.3), t.shape)  # type: ignore[no-any-return]
+
+
 def tone_frames(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` 32x32 uint8 grey images of harmonic tones (110-880 Hz, log-uniform) with noise; label = f0 > 440 Hz."""
     rng = np.random.default_rng(seed)
@@ -149,13 +161,7 @@ def tone_frames(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     f0 = np.exp(rng.uniform(np.log(110.0), np.log(880.0), count))
     images = np.empty((count, 32, 32), np.uint8)
     for i in range(count):
-        harmonics = rng.uniform(0.0, 1.0, 6) / np.arange(1, 7)
-        phase = rng.uniform(0, 2 * np.pi, 6)
-        wave = sum(
-            a * np.sin(2 * np.pi * f0[i] * (k + 1) * t + p)
-            for k, (a, p) in enumerate(zip(harmonics, phase, strict=True))
-        )
-        wave = wave + rng.normal(0.0, rng.uniform(0.02, 0.3), t.shape)
+        wave = harmonic_tone(rng, float(f0[i]), t)
         wave = wave / (np.abs(wave).max() + 1e-9)
         images[i] = np.clip(np.round(128 + 120 * wave), 0, 255).astype(np.uint8).reshape(32, 32)
     return images, (f0 > 440.0).astype(np.int64)
@@ -233,11 +239,7 @@ def cqt_frames(target: Path, count: int, seed: int) -> tuple[np.ndarray, np.ndar
     images = np.empty((count, 12, 22), np.uint8)
     crop = (params["n_bins"] - PestoEncoder.BINS) // 2
     for i in range(count):
-        harmonics = rng.uniform(0.0, 1.0, 6) / np.arange(1, 7)
-        phase = rng.uniform(0, 2 * np.pi, 6)
-        wave = sum(a * np.sin(2 * np.pi * f0[i] * (k + 1) * t + p)
-                   for k, (a, p) in enumerate(zip(harmonics, phase, strict=True)))  # fmt: skip
-        wave = (wave + rng.normal(0.0, rng.uniform(0.02, 0.3), t.shape)) * rng.uniform(0.05, 1.0)
+        wave = harmonic_tone(rng, float(f0[i]), t) * rng.uniform(0.05, 1.0)
         with torch.no_grad():
             db = cqt(torch.from_numpy(wave.astype(np.float32))[None])[0, 1, 0, crop:-crop].numpy()
         images[i] = np.clip(np.round((db + 100.0) / 130.0 * 255.0), 0, 255).astype(np.uint8).reshape(12, 22)
