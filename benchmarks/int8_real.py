@@ -184,8 +184,8 @@ def _latency_ms(path: Path, x: np.ndarray, runs: int = 20) -> float:
 def arm64_parity(
     files: dict[str, tuple[Path, float, str]], x: np.ndarray, ref: np.ndarray
 ) -> dict[str, tuple[str, float]]:
-    """Flips ("k/n") and SQNR of each TFLite/ONNX file on the arm64 kernels, or nothing when
-    ``make arm64`` has not been run."""
+    """Flips ("k/n") and SQNR of each TFLite/ONNX file on the arm64 kernels (on the first ``len(x)``
+    parity images), or nothing when ``make arm64`` has not been run."""
     from edgekit.arm64 import Arm64Worker, find_env
     from edgekit.parity import compare, sqnr_db
     from edgekit.spec import DEFAULT_TOLERANCES, OutputSpec
@@ -204,7 +204,7 @@ def arm64_parity(
     return found
 
 
-def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
+def measure_net(name: str, repeats: int, work: Path, arm64_samples: int = 256) -> list[dict[str, Any]]:
     """Every variant of one network, measured side by side."""
     import torch
     from sklearn.metrics import roc_auc_score
@@ -299,7 +299,8 @@ def measure_net(name: str, repeats: int, work: Path) -> list[dict[str, Any]]:
             row["float_layers"] = " ".join(kept) if mode == "edgekit" else ""
             row["diagnosis"] = (rep.get("diagnosis") or {}).get("why", "") if mode == "edgekit" else ""
         rows.append(row)
-    arm64 = arm64_parity({k: v for k, v in files.items() if k.split("_")[0] in ("edgekit", "plain")}, x, ref)
+    on_arm = {k: v for k, v in files.items() if k.split("_")[0] in ("edgekit", "plain")}
+    arm64 = arm64_parity(on_arm, x[:arm64_samples], ref[:arm64_samples])
     # latency, interleaved so machine noise hits every file alike
     lat: dict[str, list[float]] = {label: [] for label in files}
     for _ in range(repeats):
@@ -399,6 +400,8 @@ def main() -> None:
     parser.add_argument("--nets", nargs="+", default=["mobilenetv2", "crepe", "pesto"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--arm64-samples", type=int, default=256,
+                        help="parity images run on the arm64 kernels (qemu; CREPE takes ~1 s an image there)")  # fmt: skip
     args = parser.parse_args()
     import torch
 
@@ -415,7 +418,7 @@ def main() -> None:
                 r[k] = float(r[k]) if "." in str(r[k]) else int(r[k])
     for name in args.nets:
         print(f"measuring {name}", file=sys.stderr, flush=True)
-        rows += measure_net(name, args.repeats, BUILD / "bench")
+        rows += measure_net(name, args.repeats, BUILD / "bench", args.arm64_samples)
         write(args.out, rows)
 
 
