@@ -68,7 +68,9 @@ class RoundingReport:
     seconds: float
     iterations: int  #: the most Adam steps a layer took
     budget_hit: bool = False
-    too_wide: int = 0  #: layers with too many weights per output channel for GPTQ: nearest kept
+    too_wide: int = (
+        0  #: layers with too many weights per output channel for GPTQ: left as they were (nearest)
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the manifest's repair ``changes``)."""
@@ -374,7 +376,7 @@ def _learn(
 ) -> tuple[Any, RoundingReport]:
     import torch
 
-    from edgekit.compress.equalize import find_units, folded_weight
+    from edgekit.compress.equalize import find_units, folded_weight, param
 
     start = time.perf_counter()
     x = np.ascontiguousarray(calibration, dtype=np.float32)
@@ -391,6 +393,7 @@ def _learn(
     most_steps = 0
     budget_hit = False
     too_wide = 0
+    wide: dict[str, Any] = {}  # weight path -> float weight of the layers too wide for GPTQ
     generator = torch.Generator().manual_seed(0)
     ranges = input_ranges(float_gm, list(units), x)
     # each output element's error weighted by how much it moves the model's output: a layer's
@@ -406,8 +409,9 @@ def _learn(
         scale, scaled = int8_grid(w_float, levels)
         width = int(np.prod(w_float.shape[1:]))
         if solver == "gptq" and unit.groups * width * width > _GRAM_ENTRIES:
-            too_wide += 1  # its Gram matrix would not fit in memory: the converter's nearest
-            with torch.no_grad():  # placed, so later layers learn against what INT8 computes
+            too_wide += 1  # its Gram matrix would not fit in memory: the converter's nearest,
+            wide[unit.weight] = param(gm, unit.weight).detach().clone()
+            with torch.no_grad():  # placed while later layers learn against what INT8 computes
                 place_on_grid(gm, unit, torch.clamp(torch.round(scaled), -levels, levels), scale, gain)
             continue
         x_float = _tap(float_gm, unit.node, x, None)
@@ -466,6 +470,11 @@ def _learn(
         done += 1
         if progress:
             progress(f"learned rounding: layer {k + 1}/{len(units)} ({err_near[-1]:.2e} -> {err:.2e})")
+    with torch.no_grad():
+        # then its float weights back: the converter rounds them to the same nearest integers,
+        # and the distillation rung after this one can still move them across a rounding boundary
+        for path, original in wide.items():
+            param(gm, path).copy_(original)
     report = RoundingReport(
         layers=done,
         weights=total,
