@@ -3,6 +3,7 @@ weights equal to the learned ones, and the time bound."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,35 @@ class RoundingNet(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(x).mean((2, 3)))
+
+
+class WideRoundingNet(torch.nn.Module):
+    """RoundingNet's failure on a layer too wide for GPTQ (a 12,288-input dense layer: its Gram
+    matrix would take 1.2 GB): 4,096 class weights of 0.05 to 0.45 of an INT8 step share their
+    row with one large weight, so nearest rounding sets every one to 0 and the class is gone.
+    Learned rounding must leave the layer at nearest; distillation, whose cost grows with the
+    weights and not their square, learns which quarter of them to round up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 64 * 64, 1)
+        g = torch.Generator().manual_seed(0)
+        step = 20.0 / 127
+        with torch.no_grad():
+            self.fc.weight.zero_()
+            self.fc.weight[0, 32 * 64 + 32] = 20.0  # channel 0's centre pixel
+            self.fc.weight[0, 4096:8192] = step * (0.05 + 0.4 * torch.rand(4096, generator=g))
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+def _wide_groups(n: int) -> np.ndarray:
+    x = np.random.default_rng(0).standard_normal((n, 3, 64, 64)).astype(np.float32) * 0.3
+    x[::2, 1] += 1.0
+    x[1::2, 1] -= 1.0
+    return x
 
 
 def test_learned_rounding_fixes_what_nearest_rounding_breaks() -> None:
@@ -166,18 +196,17 @@ def test_distillation_lifts_the_simulated_int8_student_within_a_test_budget() ->
 
 def test_a_layer_too_wide_for_gptq_keeps_nearest_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
     """GPTQ's Gram matrix grows with the square of a layer's weights per output channel (CREPE's
-    second conv would need 34 GB): past the bound the layer is placed on its nearest grid points
-    and counted, never built."""
+    second conv would need 34 GB): past the bound the layer is never built; its float weights
+    come back untouched (the converter rounds them to nearest), counted in the report."""
     import edgekit.compress.rounding as rounding
 
     monkeypatch.setattr(rounding, "_GRAM_ENTRIES", 10 * 10)  # the conv's 27 inputs are too many
     gm, report = learn_rounding(RoundingNet().eval(), _groups(16, 1))
     assert report.too_wide == 1 and report.layers == 1  # the 4-input linear layer was still learned
-    folded, _ = folded_weight(gm, find_units(gm)["conv2d"])
+    assert torch.equal(dict(gm.named_parameters())["conv.weight"], RoundingNet().conv.weight)
+    folded, _ = folded_weight(gm, find_units(gm)["linear"])
     _, scaled = int8_grid(folded)
-    assert torch.allclose(scaled, scaled.round(), atol=1e-4)
-    nearest = torch.round(int8_grid(RoundingNet().conv.weight.detach())[1])
-    assert torch.equal(scaled.round(), nearest)
+    assert torch.allclose(scaled, scaled.round(), atol=1e-4)  # the learned layer sits on its grid
 
 
 def test_the_onnx_ladder_reuses_what_the_tflite_ladder_learned() -> None:
@@ -199,3 +228,28 @@ def test_the_onnx_ladder_reuses_what_the_tflite_ladder_learned() -> None:
     assert onnx["changes"].get("learned_for_another_format") is True, onnx["changes"]
     assert onnx["chosen"] == "learned rounding" and onnx["passed"], onnx["attempts"]
     assert len(ctx.cache["learned_rung:learned rounding"]) == 1
+
+
+def test_distillation_fixes_a_layer_too_wide_for_learned_rounding() -> None:
+    """The ladder's distillation rung where it is the fix: every range, the bias correction and
+    learned rounding (which cannot take the layer) miss; distillation holds, within the effort."""
+    from edgekit.exporters.registry import ExportContext
+    from edgekit.exporters.tflite import static_int8
+    from edgekit.spec import InputSpec
+    from tests.exporters.test_repair import TARGET
+
+    ctx = ExportContext(module=WideRoundingNet().eval(), input_spec=InputSpec(shape=(1, 3, 64, 64)),
+                        calibration=_wide_groups(128), int8_target=TARGET, int8_effort=120)  # fmt: skip
+    model = static_int8(ctx)
+    record = ctx.cache["repair:tflite_int8"]
+    by_step = {a["step"]: a for a in record["attempts"]}
+    for step in ("min/max ranges", "MSE-optimal ranges", "bias correction", "learned rounding"):
+        assert by_step[step]["sqnr_db"] < 5 and not by_step[step]["passed"], (step, record["attempts"])
+    assert record["chosen"] == "distillation" and record["passed"], record["attempts"]
+    assert by_step["distillation"]["flips"] == 0 and by_step["distillation"]["sqnr_db"] >= 25
+    changes = record["changes"]
+    assert changes["best_step"] > 0 and changes["seconds"] < 120, changes
+    ((_, _, rounding, _),) = ctx.cache["learned_rung:learned rounding"]
+    assert rounding["too_wide"] == 1 and rounding["layers"] == 0, rounding
+    plain = static_int8(dataclasses.replace(ctx, int8_target=None, cache={}))
+    assert len(model) <= 1.02 * len(plain)  # no op kept float: the size of plain INT8
