@@ -20,7 +20,7 @@ error is an :class:`edgekit.errors.EdgekitError`.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from edgekit.manifest import Manifest
     from edgekit.parity import ParityResult
     from edgekit.runners.base import Delegation
+    from edgekit.spec import Tolerance
 
 PathLike = str | Path
 Progress = Callable[[str], None]
@@ -216,6 +217,7 @@ def export(
     output_index: int | None = None,
     int8_repair: bool = True,
     int8_effort: float = 600.0,
+    tolerances: Mapping[str, Tolerance] | None = None,
     arm64: str = "auto",
     face_crop: bool = False,
     face_margin: float = 1.3,
@@ -235,10 +237,20 @@ def export(
     exported. ``mean``/``std`` are per-channel after scaling pixels to [0, 1]. ``arm64``: parity
     on the phone's kernels too, whose verdict counts ("auto" when ``make arm64`` built them, "on", "off").
     ``int8_effort``: seconds per static INT8 variant the learned repair rungs (learned rounding,
-    then distillation) may spend when the cheap ones miss; 0 skips them.
+    then distillation) may spend when the cheap ones miss; 0 skips them. ``tolerances``: per
+    precision (``fp32``, ``fp16``, ``int8``, ``mixed``), the parity bar replacing the default (the
+    CLI's ``--tol``); the INT8 repair aims at the ``int8`` one.
     """
     from edgekit.exporting import export as run_export
-    from edgekit.spec import ExportSpec, FaceCrop, Layout, ModelSource, OutputKind, OutputSpec
+    from edgekit.spec import (
+        DEFAULT_TOLERANCES,
+        ExportSpec,
+        FaceCrop,
+        Layout,
+        ModelSource,
+        OutputKind,
+        OutputSpec,
+    )
 
     out = Path(out_dir)
     stem = name or (Path(model).stem if isinstance(model, (str, Path)) else "model")
@@ -272,11 +284,25 @@ def export(
         output_index=output_index,
         int8_repair=int8_repair,
         int8_effort=int8_effort,
+        tolerances={**DEFAULT_TOLERANCES, **_tolerances(tolerances)},
         arm64=arm64,
         face_crop=FaceCrop(margin=face_margin) if face_crop else None,
     )
     manifest = run_export(spec, _say(progress))
     return ExportResult(out, manifest, _typed_variants(manifest, out))
+
+
+def _tolerances(given: Mapping[str, Tolerance] | None) -> dict[str, Tolerance]:
+    from edgekit.spec import DEFAULT_TOLERANCES, Tolerance
+
+    out = dict(given or {})
+    for precision, tol in out.items():
+        if precision not in DEFAULT_TOLERANCES or not isinstance(tol, Tolerance):
+            raise UsageError(
+                f"tolerances[{precision!r}] must be an edgekit.spec.Tolerance for one of "
+                f"{', '.join(DEFAULT_TOLERANCES)}"
+            )
+    return out
 
 
 def _triple(values: Sequence[float] | None, what: str) -> tuple[float, float, float] | None:

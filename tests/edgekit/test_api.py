@@ -12,6 +12,7 @@ import pytest
 
 import edgekit
 from edgekit.errors import EdgekitError, UsageError
+from edgekit.spec import Tolerance
 
 
 def test_signature_is_public_and_import_stays_light() -> None:
@@ -82,6 +83,22 @@ def test_exported_program_is_accepted(tmp_path: Path) -> None:
     assert (tmp_path / "ep.pt2").is_file() and (tmp_path / "ep.fp32.tflite").is_file()
 
 
+def test_a_tolerance_given_to_the_api_is_the_bar(tmp_path: Path) -> None:
+    """The CLI's --tol from Python: an FP32 bar of no score difference at all fails the FP32 file
+    (a few 1e-9 off PyTorch), and the manifest keeps the bar it was judged by."""
+    import torch
+
+    from tests.models import build_tiny
+
+    program = torch.export.export(build_tiny(), (torch.zeros(1, 3, 32, 32),))
+    exact = Tolerance(max_score_diff=0.0, max_flip_rate=0.0)
+    result = edgekit.export(program, variants=[], out_dir=tmp_path, name="ep", tolerances={"fp32": exact})
+    assert not result.all_passed and result.variants["tflite_fp32"].status == "ok"
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    parity = on_disk["variants"][0]["parity"]
+    assert parity["tolerance"]["max_score_diff"] == 0.0 and not parity["passed"], parity
+
+
 @pytest.mark.parametrize(
     ("model", "kwargs", "match"),
     [
@@ -89,6 +106,8 @@ def test_exported_program_is_accepted(tmp_path: Path) -> None:
         ("tiny", {"variants": ["int3"]}, "unknown variant 'int3'"),
         ("module-without-example", {}, "example_input"),
         ("missing.pt2", {"variants": []}, "does not exist"),
+        ("tiny", {"tolerances": {"int4": Tolerance()}}, r"tolerances\['int4'\] must be"),
+        ("tiny", {"tolerances": {"int8": 0.01}}, r"tolerances\['int8'\] must be"),
     ],
 )
 def test_bad_input_raises_the_typed_error(
