@@ -178,11 +178,12 @@ def distill(
 
     ``calibration`` (NCHW float) is what it learns on, ``check`` what it is early-stopped on (every
     ``every`` steps, the best kept; it stops after ``patience`` checks without a better one). At
-    most ``steps`` Adam steps of ``batch`` samples (each conv/linear weight's step ``grid_lr`` times
-    its INT8 grid step, every other tensor's ``lr`` times its RMS), fewer when ``budget_s`` runs out. ``teacher`` is the float model whose outputs are the target, and
-    whose layer outputs are matched too (weight ``feature_weight``) where it has the same layers
-    as ``module`` (same node names and shapes: the model ``module`` was rounded from). The
-    caller's modules are never modified.
+    most ``steps`` Adam steps of ``batch`` samples (each conv/linear weight's step ``grid_lr``
+    times its INT8 grid step, every other tensor's ``lr`` times its RMS), fewer when ``budget_s``
+    runs out. ``teacher`` is the float model whose outputs are the target, and whose layer
+    outputs are matched too (weight ``feature_weight``) where it has the same layers as
+    ``module`` (same node names and shapes: the model ``module`` was rounded from). The caller's
+    modules are never modified.
     """
     import torch
 

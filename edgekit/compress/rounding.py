@@ -68,9 +68,7 @@ class RoundingReport:
     seconds: float
     iterations: int  #: the most Adam steps a layer took
     budget_hit: bool = False
-    too_wide: int = (
-        0  #: layers with too many weights per output channel for GPTQ: left as they were (nearest)
-    )
+    too_wide: int = 0  #: layers too wide for GPTQ: their float weights left as they were
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the manifest's repair ``changes``)."""
