@@ -185,6 +185,17 @@ class Tolerance:
     max_flip_rate: float = 0.0
     min_sqnr_db: float | None = None
 
+    def __post_init__(self) -> None:
+        # a NaN bar passes every comparison against it: a verdict that can never fail
+        for key, value in asdict(self).items():
+            if value is not None and not math.isfinite(value) and not (key == "min_sqnr_db" and value < 0):
+                example = 20 if key == "min_sqnr_db" else 0.01
+                raise UsageError(
+                    f"tolerance {key}={value} is not a finite number: give one, e.g. {key}={example}"
+                )
+        if not 0.0 <= self.max_flip_rate <= 1.0:
+            raise UsageError(f"tolerance max_flip_rate={self.max_flip_rate} is not a rate in [0, 1]")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for the manifest."""
         return asdict(self)

@@ -215,6 +215,9 @@ def test_error_unsupported_op(tmp_path: Path) -> None:
 def test_error_bad_options(tmp_path: Path) -> None:
     _error(invoke("export", "--arch", TINY_ARCH, "--layout", "chw", "-o", tmp_path), "--layout")
     _error(invoke("export", "--arch", TINY_ARCH, "--tol", "int8:bogus=1", "-o", tmp_path), "--tol")
+    # a NaN bar passes every comparison, a flip rate past 1 means nothing: both refused
+    _error(invoke("export", "--arch", TINY_ARCH, "--tol", "int8:min_sqnr_db=nan", "-o", tmp_path), "finite")
+    _error(invoke("export", "--arch", TINY_ARCH, "--tol", "int8:max_flip_rate=1.5", "-o", tmp_path), "[0, 1]")
     _error(invoke("export", "--arch", TINY_ARCH, "--arch-kwargs", "[1]", "-o", tmp_path), "JSON object")
     _error(invoke("export", "-o", tmp_path), "give a model file")
 
