@@ -143,7 +143,7 @@ def fallback_curve(
     ranges = aeq.narrowed_qsvs(minmax, aeq.activation_samples(float_model, minmax, batches[:64]), None)
     ops = [t for kind, t in TensorProbe(float_model).ops() if kind in WEIGHT_OPS]
     rows = []
-    for n in sorted({0, 4, 8, 16, len(ops) // 2, len(ops) - 1}):
+    for n in sorted({min(n, len(ops)) for n in (0, 4, 8, 16, len(ops) // 2, len(ops) - 1)}):
         model = aeq.quantize(float_model, aeq.mixed_recipe(ops[:n], []), qsvs=ranges)
         r = compare(ref, run_batch(LiteRTRunner(model), x), OutputSpec(), DEFAULT_TOLERANCES["int8"])
         rows.append(
