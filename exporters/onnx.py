@@ -430,8 +430,9 @@ def quantize_int8(
         }
     with tempfile.TemporaryDirectory() as tmp:
         pre, dst = Path(tmp, "p.onnx"), Path(tmp, "q.onnx")
-        pre.write_bytes(_preprocessed(ctx))
-        exclude = [*(exclude or []), *kept_float_by_onnxruntime(_preprocessed(ctx))]
+        preprocessed = _preprocessed(ctx)
+        pre.write_bytes(preprocessed)
+        exclude = [*(exclude or []), *kept_float_by_onnxruntime(preprocessed)]
         reader: Any = _Reader("input", batches)
         try:
             with captured_output():

@@ -407,9 +407,9 @@ def _learn(
         scale, scaled = int8_grid(w_float, levels)
         width = int(np.prod(w_float.shape[1:]))
         if solver == "gptq" and unit.groups * width * width > _GRAM_ENTRIES:
-            too_wide += 1  # its Gram matrix would not fit in memory: the converter's nearest,
+            too_wide += 1  # its Gram matrix would not fit in memory: never built
             wide[unit.weight] = param(gm, unit.weight).detach().clone()
-            with torch.no_grad():  # placed while later layers learn against what INT8 computes
+            with torch.no_grad():  # the converter's nearest, while later layers learn against it
                 place_on_grid(gm, unit, torch.clamp(torch.round(scaled), -levels, levels), scale, gain)
             continue
         x_float = _tap(float_gm, unit.node, x, None)
